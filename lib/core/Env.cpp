@@ -1,0 +1,77 @@
+#include "core/Env.h"
+
+#include <dlfcn.h>
+#include <sched.h>
+#include <tbb/global_control.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+namespace facebatch::env {
+
+std::optional<long> GetLong(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long x = std::strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0') return std::nullopt;
+  return x;
+}
+
+std::string SlurmInfo::Tag() const {
+  if (array_job_id && array_task_id) return std::to_string(*array_job_id) + "_" + std::to_string(*array_task_id);
+  if (job_id) return std::to_string(*job_id);
+  return {};
+}
+
+SlurmInfo ReadSlurm() {
+  SlurmInfo s;
+  s.job_id = GetLong("SLURM_JOB_ID");
+  s.array_job_id = GetLong("SLURM_ARRAY_JOB_ID");
+  s.array_task_id = GetLong("SLURM_ARRAY_TASK_ID");
+  s.local_id = GetLong("SLURM_LOCALID");
+  return s;
+}
+
+int AvailableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+namespace {
+void (*g_torch_hook)(int) = nullptr;
+std::unique_ptr<tbb::global_control> g_tbb_limit;
+
+void SetBlasSingleThreaded() {
+  // OpenBLAS reads OPENBLAS_NUM_THREADS when it is loaded, which is before
+  // main(); so ask it directly. Other BLAS builds lack the symbol: nothing to do.
+  using SetFn = void (*)(int);
+  for (const char* sym : {"openblas_set_num_threads", "goto_set_num_threads"}) {
+    if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, sym))) {
+      fn(1);
+      return;
+    }
+  }
+}
+}  // namespace
+
+void SetTorchThreadHook(void (*hook)(int)) { g_torch_hook = hook; }
+
+int ConfigureThreads(int threads) {
+  if (threads <= 0) threads = AvailableCores();
+  SetBlasSingleThreaded();
+  g_tbb_limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      static_cast<size_t>(threads));
+  if (g_torch_hook) g_torch_hook(threads);
+  return threads;
+}
+
+}  // namespace facebatch::env

@@ -1,0 +1,5 @@
+#pragma once
+// One function per `facebatch` command: parse + validate the options struct,
+// then call the typed Run...(options) of lib/. The table is in main.cpp.
+namespace facebatch::tools {
+}  // namespace facebatch::tools
