@@ -44,7 +44,7 @@ std::string ItemToLine(const Item& item);
 Item ItemFromLine(const std::string& line, const std::string& path = "<manifest>", size_t line_no = 0);
 
 /// FNV-1a 64-bit of `bytes` continuing from `state` (start: kFnvOffset).
-inline constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+inline constexpr uint64_t kFnvOffset = 14695981039346656037ull;  // 0xcbf29ce484222325
 uint64_t Fnv1a64(const std::string& bytes, uint64_t state = kFnvOffset);
 /// "fnv1a64:<hex>" over the item lines of `items` (in the given order).
 std::string ItemsHash(const std::vector<Item>& items);
