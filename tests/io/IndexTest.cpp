@@ -2,11 +2,14 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <cmath>
 #include <filesystem>
 
 #include "TestSupport.h"
 #include "core/Error.h"
+#include "io/Corpus.h"
 #include "io/Detect.h"
+#include "io/Item.h"
 #include "io/Index.h"
 #include "io/Manifest.h"
 #include "io/Shard.h"
@@ -89,27 +92,58 @@ TEST(Index, OptionsAreChecked) {
   EXPECT_THROW(o.Check(), UsageError);
 }
 
-TEST(Index, DlibDetectorRecordsNoFace) {
+// dlib on the drawn sample faces: one face per sample image, two in the pair image,
+// landmarks close to the generator's ground truth; no face in a flat or noise image.
+TEST(Index, DlibDetectorFindsDrawnFacesAndRecordsNoFace) {
   if (!DlibAvailable()) GTEST_SKIP() << "built without dlib";
   if (!fs::exists(kDefaultShapePredictor)) GTEST_SKIP() << "no dlib model";
   TempDir dir;
   fs::create_directories(dir / "imgs");
-  // A flat image and smooth noise: nothing face-like.
   cv::imwrite((dir / "imgs/flat.png").string(), cv::Mat(120, 160, CV_8UC3, cv::Scalar(90, 120, 150)));
   cv::Mat noise(120, 160, CV_8UC3);
   cv::randu(noise, 0, 255);
   cv::imwrite((dir / "imgs/noise.png").string(), noise);
+  fs::copy_file(kSamples / "AFLW2000/image00002.jpg", dir / "imgs/image00002.jpg");
+  fs::copy_file(kSamples / "folder/group/pair.jpg", dir / "imgs/pair.jpg");
   IndexOptions o;
   o.root = (dir / "imgs").string();
   o.out = (dir / "m.jsonl").string();
+  o.corpus = "folder";
   o.detect = "dlib";
   o.progress = "none";
   o.threads = 2;
   IndexSummary s = RunIndex(o);
-  EXPECT_EQ(s.total, 2);
+  EXPECT_EQ(s.total, 5);
   EXPECT_EQ(s.failures_by_reason.at(reason::kNoFace), 2);
   Manifest m = ReadManifest(o.out);
-  EXPECT_NE(m.items[0].reason.find("flat.png: no face found"), std::string::npos) << m.items[0].reason;
+  std::map<std::string, const Item*> by_id;
+  for (const Item& it : m.items) by_id[it.id] = &it;
+  ASSERT_TRUE(by_id.count("folder/flat"));
+  EXPECT_NE(by_id["folder/flat"]->reason.find("flat.png: no face found"), std::string::npos);
+  ASSERT_TRUE(by_id.count("folder/pair") && by_id.count("folder/pair#1")) << s.ToString();
+  ASSERT_TRUE(by_id.count("folder/image00002"));
+
+  // Compare with ground truth: eye centres within 0.15 inter-ocular distances.
+  auto check = [&](const Item& detected, const Landmarks& truth) {
+    ASSERT_TRUE(detected.ok()) << detected.reason;
+    ASSERT_EQ(detected.landmarks.points.size(), 68u);
+    ASSERT_EQ(detected.bbox.size(), 4u);
+    Landmarks t5 = truth.convention == LandmarkConvention::kFive ? truth : FiveFrom68(truth);
+    Landmarks d5 = FiveFrom68(detected.landmarks);
+    double iod = std::hypot(t5.points[1].x - t5.points[0].x, t5.points[1].y - t5.points[0].y);
+    for (int e = 0; e < 2; ++e)
+      EXPECT_LT(std::hypot(d5.points[e].x - t5.points[e].x, d5.points[e].y - t5.points[e].y), 0.15 * iod)
+          << detected.id << " eye " << e;
+  };
+  auto truth_of = [&](const fs::path& root, const std::string& corpus, const std::string& id) {
+    for (const Item& it : ReadCorpus(ParseCorpusKind(corpus), root.string(), {}))
+      if (it.id == id) return it.landmarks;
+    throw std::runtime_error("no " + id);
+  };
+  check(*by_id["folder/image00002"], truth_of(kSamples / "AFLW2000", "aflw2000", "aflw2000/image00002"));
+  // Detected faces are ordered left to right, like the .pts records of the sample.
+  check(*by_id["folder/pair"], truth_of(kSamples / "folder", "folder", "folder/group/pair"));
+  check(*by_id["folder/pair#1"], truth_of(kSamples / "folder", "folder", "folder/group/pair#1"));
 }
 
 }  // namespace
