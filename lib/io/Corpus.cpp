@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "core/Error.h"
@@ -117,20 +118,39 @@ std::map<std::string, ListRow> ReadCelebaList(const fs::path& path, size_t expec
   return rows;
 }
 
+/// Images of a 300W-LP / AFLW2000-3D directory, plus "<stem>.jpg" for every .mat whose
+/// image is missing (so that the item is recorded as missing_image, not silently dropped).
+template <typename Accept>
+std::vector<fs::path> ImagesWithOrphanMats(const fs::path& dir, Accept accept) {
+  std::set<std::string> stems_with_image;
+  std::vector<fs::path> images, mats;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (!f.is_regular_file() || !accept(f.path())) continue;
+    if (IsImageFile(f.path())) {
+      images.push_back(f.path());
+      stems_with_image.insert(f.path().stem().string());
+    } else if (Lower(f.path().extension().string()) == ".mat") {
+      mats.push_back(f.path());
+    }
+  }
+  for (const fs::path& m : mats)
+    if (!stems_with_image.count(m.stem().string())) images.push_back(fs::path(m).replace_extension(".jpg"));
+  return images;
+}
+
 std::vector<Candidate> List300wLp(const fs::path& root) {
   std::vector<Candidate> out;
   for (const auto& sub : fs::directory_iterator(root)) {
     if (!sub.is_directory() || !Is300wSubset(sub.path().filename().string())) continue;
     std::string subset = sub.path().filename().string();
-    for (const auto& f : fs::directory_iterator(sub.path())) {
-      if (!f.is_regular_file() || !IsImageFile(f.path())) continue;
+    for (const fs::path& image : ImagesWithOrphanMats(sub.path(), [](const fs::path&) { return true; })) {
       Candidate c;
-      c.item.image = Rel(f.path(), root);
+      c.item.image = Rel(image, root);
       c.item.id = IdFor("300w-lp", c.item.image);
       c.item.corpus = "300w-lp";
       c.item.subset = subset;
-      c.metadata = fs::path(f.path()).replace_extension(".mat").string();
-      fs::path lm = root / "landmarks" / subset / (f.path().stem().string() + "_pts.mat");
+      c.metadata = fs::path(image).replace_extension(".mat").string();
+      fs::path lm = root / "landmarks" / subset / (image.stem().string() + "_pts.mat");
       std::error_code ec;
       if (fs::is_regular_file(lm, ec)) c.extra_metadata = lm.string();
       out.push_back(std::move(c));
@@ -141,13 +161,14 @@ std::vector<Candidate> List300wLp(const fs::path& root) {
 
 std::vector<Candidate> ListAflw(const fs::path& root) {
   std::vector<Candidate> out;
-  for (const auto& f : fs::directory_iterator(root)) {
-    if (!f.is_regular_file() || !IsAflwImage(f.path())) continue;
+  auto is_aflw = [](const fs::path& p) { return p.filename().string().rfind("image", 0) == 0; };
+  for (const fs::path& image : ImagesWithOrphanMats(root, is_aflw)) {
+    if (!IsAflwImage(image)) continue;
     Candidate c;
-    c.item.image = Rel(f.path(), root);
+    c.item.image = Rel(image, root);
     c.item.id = IdFor("aflw2000", c.item.image);
     c.item.corpus = "aflw2000";
-    c.metadata = fs::path(f.path()).replace_extension(".mat").string();
+    c.metadata = fs::path(image).replace_extension(".mat").string();
     out.push_back(std::move(c));
   }
   return out;

@@ -160,13 +160,13 @@ TEST(BrokenInput, MatFilesIn300wLp) {
     w.Write("pt2d", pt2d);
     w.Write("Pose_Para", MakeMatArray(1, 6, {0, 0, 0, 0, 0, 1}, "single"));
   }
-  // AFW: image missing for one item is not listed (images drive the listing), so delete
-  // the other's image bytes instead: a zero-length image is corrupt.
+  // AFW: one image is an empty file (corrupt), the other is missing (its .mat remains).
   std::vector<std::string> afw;
   for (const auto& e : fs::directory_iterator(root / "AFW"))
     if (e.path().extension() == ".jpg") afw.push_back(e.path().string());
   std::sort(afw.begin(), afw.end());
   WriteFile(afw[0], "");
+  fs::remove(afw[1]);
 
   auto items = ReadCorpus(CorpusKind::k300wLp, root.string(), {});
   ASSERT_EQ(items.size(), 12u);
@@ -180,9 +180,11 @@ TEST(BrokenInput, MatFilesIn300wLp) {
                "'Pose_Para' has 6 values");
   ExpectFailed(Find(items, id("AFW", fs::path(afw[0]).stem().string())), reason::kCorruptImage,
                fs::path(afw[0]).filename().string());
+  ExpectFailed(Find(items, id("AFW", fs::path(afw[1]).stem().string())), reason::kMissingImage,
+               fs::path(afw[1]).filename().string() + ": image file is missing");
   int ok = 0;
   for (const Item& it : items) ok += it.ok();
-  EXPECT_EQ(ok, 5);
+  EXPECT_EQ(ok, 4);
 }
 
 TEST(BrokenInput, CelebaLists) {

@@ -150,6 +150,31 @@ TEST(Corpus, ReadsCelebaSampleWithPartitions) {
   EXPECT_EQ(t[0].partition, "test");
 }
 
+TEST(Corpus, ReadsCelebaInTheWildWithBoxes) {
+  facebatch::testing::TempDir dir;
+  fs::create_directories(dir / "img_celeba");
+  for (const char* n : {"000001.jpg", "000002.jpg"})
+    fs::copy_file(kSamples / "CelebA/img_align_celeba" / n, dir / "img_celeba" / n);
+  facebatch::testing::WriteFile(dir / "list_landmarks_celeba.txt",
+                                "2\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y "
+                                "rightmouth_x rightmouth_y\n000001.jpg 60 110 100 110 80 130 65 150 95 150\n"
+                                "000002.jpg 61 111 101 111 81 131 66 151 96 151\n");
+  facebatch::testing::WriteFile(dir / "list_bbox_celeba.txt",
+                                "2\nimage_id x_1 y_1 width height\n000001.jpg    10   20  100  120\n"
+                                "000002.jpg 11 21 101 121\n");
+  EXPECT_EQ(DetectCorpusKind(dir.path().string()), CorpusKind::kCeleba);
+  ReadOptions one;
+  one.landmark_origin = 1;
+  auto items = Read(CorpusKind::kCeleba, dir.path(), one);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_TRUE(items[0].ok()) << items[0].reason;
+  EXPECT_EQ(items[0].id, "celeba/img_celeba/000001");
+  EXPECT_EQ(items[0].subset, "wild");
+  EXPECT_EQ(items[0].bbox, (std::vector<double>{9, 19, 109, 139}));
+  EXPECT_EQ(items[0].landmarks.points[0].x, 59);
+  EXPECT_EQ(items[1].landmarks.points[4].y, 150);
+}
+
 TEST(Corpus, ReadsFolderSampleWithSeveralFaces) {
   const fs::path root = kSamples / "folder";
   auto items = Read(CorpusKind::kFolder, root);
