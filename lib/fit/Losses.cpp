@@ -24,10 +24,11 @@ LossResult Result(at::Tensor per_image) {
   return r;
 }
 
-// Smoothed norm: (sum_c x^2 + eps)^(q/2) - eps^(q/2), reduced over `dim`.
+// Safe norm: (sum_c x^2)^(q/2) reduced over `dim`, 0 with a zero gradient
+// where sum_c x^2 <= eps (instead of NaN at 0).
 at::Tensor SmoothNorm(const at::Tensor& x, int64_t dim, double q = 1.0) {
-  const auto sq = x.pow(2).sum(dim) + kNormEps;
-  return sq.pow(q / 2.0) - std::pow(kNormEps, q / 2.0);
+  const auto sq = x.pow(2).sum(dim);
+  return torch::where(sq > kNormEps, sq.clamp_min(kNormEps).pow(q / 2.0), torch::zeros_like(sq));
 }
 
 // y[..., r, c] = x[..., r + dr, c + dc], zero where (r + dr, c + dc) is

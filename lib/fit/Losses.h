@@ -23,8 +23,8 @@
 // image resolution (the paper's lambdas "bring losses to similar magnitudes",
 // section 4, so only the relative scale matters). Each function documents its
 // count. Norms that are non-differentiable at 0 (||.||_2, ||.||_2^p) are
-// smoothed as (x^2 + eps)^(q/2) - eps^(q/2) with eps = kNormEps, which is exactly
-// 0 at 0, differs from the exact norm by < 1e-6, and has a finite gradient.
+// computed exactly, except that where ||x||^2 <= kNormEps they are 0 with a
+// zero gradient (instead of NaN at 0).
 #include <ATen/Tensor.h>
 
 #include <functional>
@@ -39,7 +39,7 @@ struct Module;
 namespace facebatch::fit {
 
 /// Smoothing constant of the norms above (squared units).
-constexpr double kNormEps = 1e-12;
+constexpr double kNormEps = 1e-30;
 
 /// A loss value per image and its batch mean.
 struct LossResult {

@@ -35,7 +35,10 @@ void CheckSizes(const char* fn, const char* name, const at::Tensor& t,
   bool ok = t.dim() == static_cast<int64_t>(dims.size());
   if (ok) {
     int64_t i = 0;
-    for (int64_t d : dims) ok = ok && (d < 0 || t.size(i++) == d);
+    for (int64_t d : dims) {
+      ok = ok && (d < 0 || t.size(i) == d);
+      ++i;
+    }
   }
   if (!ok) {
     throw Error(fmt::format("{}: {} must be a {} tensor {}, got {}", fn, name, kind,
