@@ -246,7 +246,13 @@ ConvergenceMonitor::Update ConvergenceMonitor::Observe(const at::Tensor& loss, c
   const auto small = finite & prev_finite &
                      ((prev_ - l).abs() <= options_.relative_tolerance * prev_.abs().clamp_min(1e-12));
   calm_ = torch::where(a, torch::where(small, calm_ + 1, torch::zeros_like(calm_)), calm_);
-  const auto rising_now = finite & (l > best_ + options_.rise_tolerance * best_.abs());
+  if (observations_ == 0) initial_ = l.clone();
+  // The rise is measured against the larger of the best loss and the progress
+  // made so far, so that small oscillations near a minimum (Adam at a
+  // constant step) do not count as divergence.
+  const auto progress = torch::where(torch::isfinite(initial_), initial_ - best_, torch::zeros_like(best_));
+  const auto rising_now =
+      finite & (l > best_ + options_.rise_tolerance * torch::maximum(best_.abs(), progress));
   rising_ = torch::where(a, torch::where(rising_now, rising_ + 1, torch::zeros_like(rising_)), rising_);
   u.converged = a & finite & (calm_ >= options_.patience);
   u.diverged = u.nonfinite | (a & (rising_ >= options_.rise_patience));

@@ -102,7 +102,9 @@ struct ConvergenceOptions {
   double relative_tolerance = 1e-4;
   int patience = 5;
   /// Diverging when the loss is non-finite, or above
-  /// best * (1 + rise_tolerance) for `rise_patience` consecutive iterations.
+  /// best + rise_tolerance * max(|best|, initial - best) for `rise_patience`
+  /// consecutive iterations (a rise relative to the best loss or to the
+  /// progress made, whichever is larger).
   double rise_tolerance = 0.5;
   int rise_patience = 3;
   void Check() const;
@@ -132,7 +134,7 @@ class ConvergenceMonitor {
  private:
   ConvergenceOptions options_;
   int64_t observations_ = 0;
-  at::Tensor prev_, best_, best_iter_, calm_, rising_;
+  at::Tensor initial_, prev_, best_, best_iter_, calm_, rising_;
 };
 
 /// Why a fit stopped (per image).
