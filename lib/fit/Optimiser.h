@@ -6,7 +6,7 @@
 // bitwise), best-state snapshots, a convergence test and divergence detection.
 // Plus FitSummary (like Ceres's Solver::Summary) and MinimiseBatch, the loop
 // that ties them together around an objective callback.
-#include "fit/LossWeights.h"
+#include "fit/LossTerms.h"
 
 #include <ATen/Tensor.h>
 
