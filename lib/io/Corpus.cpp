@@ -456,8 +456,6 @@ std::vector<Candidate> ListCandidates(CorpusKind kind, const std::string& root, 
     throw InputError(root, fmt::format("empty {} corpus: no {} found", ToString(kind), expect));
   }
   std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.item.id < b.item.id; });
-  for (Candidate& c : out)
-    if (c.item.ok() && c.item.landmarks.convention == LandmarkConvention::kNone) c.item.landmarks.origin = opts.landmark_origin;
   return out;
 }
 
@@ -471,7 +469,7 @@ std::vector<Item> LoadCandidate(const Candidate& c, const std::string& root, con
     return {it};
   } catch (const std::exception& e) {
     Item it = c.item;
-    it.Fail("error", e.what());
+    it.Fail(reason::kError, e.what());
     return {it};
   }
 }

@@ -54,6 +54,7 @@ inline constexpr const char* kBadMetadata = "bad_metadata";           ///< varia
 inline constexpr const char* kBadLandmarks = "bad_landmarks";         ///< NaN, short rows, wrong count
 inline constexpr const char* kNoFace = "no_face";                     ///< detector found nothing
 inline constexpr const char* kNoLandmarks = "no_landmarks";           ///< folder image without landmarks
+inline constexpr const char* kError = "error";                        ///< anything unexpected
 }  // namespace reason
 
 struct Item {

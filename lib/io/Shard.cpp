@@ -84,9 +84,15 @@ std::vector<ShardPlanRow> PlanShards(const Manifest& m, int num_shards) {
 void ShardsOptions::Check() const {
   if (manifest.empty()) throw UsageError("--manifest is required");
   if (num_shards < 1) throw UsageError("--num-shards must be >= 1");
+  if (!shard.empty()) ShardSpec::Parse(shard, num_shards);
 }
 
 std::string ShardsSummary::ToString() const {
+  if (!selected.empty()) {
+    std::string s = fmt::format("# shard {}: {} of {} ok items, items_hash {}\n", selected, ids.size(), ok, items_hash);
+    for (const std::string& id : ids) s += id + "\n";
+    return s;
+  }
   std::string s = fmt::format("# manifest items: {} ({} ok; only ok items are sharded), items_hash {}\n",
                               total, ok, items_hash);
   s += fmt::format("{:>5}  {:>8}  {:<40}  {}\n", "shard", "items", "first", "last");
@@ -103,7 +109,13 @@ ShardsSummary RunShards(const ShardsOptions& o) {
   s.items_hash = m.header.items_hash;
   s.total = m.items.size();
   s.ok = m.OkItems().size();
-  s.rows = PlanShards(m, o.num_shards);
+  if (!o.shard.empty()) {
+    ShardSpec spec = ShardSpec::Parse(o.shard, o.num_shards);
+    s.selected = spec.ToString();
+    for (const Item* it : SelectShard(m, spec)) s.ids.push_back(it->id);
+  } else {
+    s.rows = PlanShards(m, o.num_shards);
+  }
   return s;
 }
 

@@ -40,17 +40,20 @@ struct ShardPlanRow {
 };
 std::vector<ShardPlanRow> PlanShards(const Manifest& manifest, int num_shards);
 
-/// `facebatch shards`: print the shard plan of a manifest.
+/// `facebatch shards`: print the shard plan of a manifest, or the ids of one shard.
 struct ShardsOptions {
   std::string manifest;  ///< --manifest (required)
   int num_shards = 1;    ///< --num-shards N (>= 1)
+  std::string shard;     ///< --shard i/N|auto: list that shard's item ids instead of the plan ("" = plan)
   void Check() const;    ///< throws UsageError
 };
 struct ShardsSummary {
   std::string items_hash;
   size_t total = 0, ok = 0;
-  std::vector<ShardPlanRow> rows;
-  std::string ToString() const;  ///< the printed table
+  std::vector<ShardPlanRow> rows;   ///< the plan (when no --shard)
+  std::vector<std::string> ids;     ///< the selected shard's ids (with --shard)
+  std::string selected;             ///< "i/N" with --shard, else ""
+  std::string ToString() const;     ///< the printed table, or one id per line
 };
 ShardsSummary RunShards(const ShardsOptions& options);
 

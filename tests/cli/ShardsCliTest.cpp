@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "TestSupport.h"
 
@@ -28,6 +30,23 @@ TEST(ShardsCli, PrintsABalancedPlan) {
   EXPECT_NE(r.output.find("300w-lp/AFW/"), std::string::npos);
   EXPECT_NE(r.output.find("fnv1a64:"), std::string::npos);
 
+  // One shard's ids, explicit and from SLURM_ARRAY_TASK_ID; together they cover every item once.
+  std::multiset<std::string> all;
+  for (int k = 0; k < 5; ++k) {
+    auto one = RunCli({"shards", "--manifest", m, "--num-shards", "5", "--shard", "auto"},
+                      "SLURM_ARRAY_TASK_ID=" + std::to_string(k));
+    ASSERT_EQ(one.exit_code, 0) << one.output;
+    auto explicit_one = RunCli({"shards", "--manifest", m, "--shard", std::to_string(k) + "/5", "--num-shards", "5"});
+    EXPECT_EQ(one.output, explicit_one.output);
+    std::istringstream ss(one.output);
+    std::string line;
+    while (std::getline(ss, line))
+      if (line.rfind("300w-lp/", 0) == 0) all.insert(line);
+  }
+  EXPECT_EQ(all.size(), 12u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 12u);
+  r = RunCli({"shards", "--manifest", m, "--num-shards", "5", "--shard", "auto"}, "env -u SLURM_ARRAY_TASK_ID");
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // not in a SLURM array
   r = RunCli({"shards", "--manifest", m, "--num-shards", "0"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = RunCli({"shards", "--manifest", (dir / "missing.jsonl").string(), "--num-shards", "2"});

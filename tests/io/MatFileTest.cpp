@@ -49,6 +49,25 @@ TEST(MatFile, RoundTripsEveryNumericClass) {
   }
 }
 
+TEST(MatFile, WritesMatlabV5WithCompressedVariables) {
+  TempDir dir;
+  const std::string path = (dir / "v5.mat").string();
+  {
+    MatWriter w(path);
+    w.Write("Pose_Para", MakeMatArray(1, 7, {1, 2, 3, 4, 5, 6, 7}, "single"));
+  }
+  std::string bytes = facebatch::testing::ReadFile(path);
+  ASSERT_GT(bytes.size(), 136u);
+  EXPECT_EQ(bytes.substr(0, 19), "MATLAB 5.0 MAT-file");
+  EXPECT_EQ(static_cast<unsigned char>(bytes[126]), 'I');  // little-endian indicator "IM"
+  EXPECT_EQ(static_cast<unsigned char>(bytes[127]), 'M');
+  EXPECT_EQ(bytes[124], 0x00);  // version 0x0100
+  EXPECT_EQ(bytes[125], 0x01);
+  EXPECT_EQ(static_cast<unsigned char>(bytes[128]), 15);  // first data element: miCOMPRESSED
+  MatFile f(path);
+  EXPECT_EQ(f.Read("Pose_Para").mat_class, "single");
+}
+
 TEST(MatFile, ColumnMajorAndShapes) {
   TempDir dir;
   const std::string path = (dir / "pt.mat").string();
