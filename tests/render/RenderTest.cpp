@@ -1,0 +1,418 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/Error.h"
+#include "render/Lighting.h"
+#include "render/Projection.h"
+#include "render/Rasterise.h"
+#include "render/Render.h"
+#include "render/Template.h"
+#include "render/Topology.h"
+
+namespace facebatch::render {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// M = s [1 0 0 tx; 0 -1 0 ty]: frontal view, model y up -> image y down.
+at::Tensor FrontalM(double s, double tx, double ty, int64_t B = 1, at::ScalarType dt = at::kFloat) {
+  auto M = torch::tensor({s, 0.0, 0.0, tx, 0.0, -s, 0.0, ty}, torch::kDouble).view({1, 2, 4}).expand({B, 2, 4});
+  return M.to(dt).contiguous();
+}
+
+// Grid mesh of (rows x cols) vertices from a full mask: x = col, y = -row (model units).
+FaceTopology Grid(int rows, int cols) { return BuildTopology(torch::ones({rows, cols}, torch::kBool), torch::zeros({68, 2})); }
+
+at::Tensor GridVertices(const FaceTopology& t, double step, double bump, at::ScalarType dt) {
+  auto pix = t.pixel_of_vertex;
+  auto c = pix.remainder(t.uv_cols).to(torch::kDouble), r = pix.div(t.uv_cols, "floor").to(torch::kDouble);
+  auto x = (c - 0.5 * (t.uv_cols - 1)) * step, y = -(r - 0.5 * (t.uv_rows - 1)) * step;
+  auto z = bump * torch::cos(0.7 * c) * torch::sin(0.9 * r) + 0.3 * c;
+  return torch::stack({x, y, z}, 1).unsqueeze(0).to(dt);
+}
+
+// Coverage count of a single-triangle mesh at H x W.
+at::Tensor Cover(const at::Tensor& xy, int H, int W) {
+  auto tri = torch::tensor({0, 1, 2}, torch::kLong).view({1, 3});
+  auto depth = torch::zeros({1, 3});
+  return Rasterise(xy.view({1, 3, 2}).to(torch::kFloat).contiguous(), depth, tri, {H, W}).triangle_id[0] >= 0;
+}
+
+TEST(Rasterise, SingleTriangleCoverage) {
+  // Legs along the axes, no pixel centre on an edge: pixels with i, j >= 0 and i + j <= 9.
+  auto cov = Cover(torch::tensor({-0.25, -0.25, 9.75, -0.25, -0.25, 9.75}), 16, 16);
+  EXPECT_EQ(cov.sum().item<int64_t>(), 55);
+  EXPECT_TRUE(cov[0][9].item<bool>());
+  EXPECT_FALSE(cov[1][9].item<bool>());
+  // Clockwise and counter-clockwise give the same coverage.
+  auto cov2 = Cover(torch::tensor({-0.25, -0.25, -0.25, 9.75, 9.75, -0.25}), 16, 16);
+  EXPECT_TRUE(cov.equal(cov2));
+}
+
+TEST(Rasterise, TopLeftRuleIsWatertight) {
+  // A square with corners on pixel centres split along a diagonal through pixel
+  // centres: every pixel of [0, 8) x [0, 8) covered exactly once, column 8 and row 8 not.
+  for (int variant = 0; variant < 4; ++variant) {
+    at::Tensor a, b;
+    if (variant % 2 == 0) {
+      a = torch::tensor({2.0, 3.0, 10.0, 3.0, 10.0, 11.0});
+      b = torch::tensor({2.0, 3.0, 10.0, 11.0, 2.0, 11.0});
+    } else {
+      a = torch::tensor({10.0, 3.0, 2.0, 11.0, 2.0, 3.0});
+      b = torch::tensor({10.0, 3.0, 10.0, 11.0, 2.0, 11.0});
+    }
+    if (variant >= 2) std::swap(a, b);
+    auto ca = Cover(a, 16, 16).to(torch::kInt), cb = Cover(b, 16, 16).to(torch::kInt);
+    auto total = ca + cb;
+    EXPECT_EQ(total.max().item<int>(), 1) << variant;
+    auto expected = torch::zeros({16, 16}, torch::kInt);
+    expected.slice(0, 3, 11).slice(1, 2, 10).fill_(1);
+    EXPECT_TRUE(total.equal(expected)) << variant;
+  }
+}
+
+TEST(Rasterise, ZeroAreaAndOutsideAndEmpty) {
+  EXPECT_EQ(Cover(torch::tensor({1.0, 1.0, 5.0, 5.0, 9.0, 9.0}), 16, 16).sum().item<int64_t>(), 0);
+  EXPECT_EQ(Cover(torch::tensor({40.0, 1.0, 50.0, 5.0, 45.0, 9.0}), 16, 16).sum().item<int64_t>(), 0);
+  EXPECT_EQ(Cover(torch::tensor({-10.0, -10.0, -2.0, -10.0, -2.0, -2.0}), 16, 16).sum().item<int64_t>(), 0);
+  auto tri = torch::tensor({0, 1, 2}, torch::kLong).view({1, 3});
+  auto out = Rasterise(torch::zeros({0, 3, 2}), torch::zeros({0, 3}), tri, {8, 8});
+  EXPECT_EQ(out.triangle_id.sizes(), (std::vector<int64_t>{0, 8, 8}));
+  // Named errors at the entry.
+  EXPECT_THROW(Rasterise(torch::zeros({1, 3, 2}, torch::kDouble), torch::zeros({1, 3}), tri), Error);
+  EXPECT_THROW(Rasterise(torch::zeros({1, 2, 3}).transpose(1, 2), torch::zeros({1, 3}), tri), Error);
+  EXPECT_THROW(Rasterise(torch::zeros({1, 2, 2}), torch::zeros({1, 2}), tri), Error);
+  try {
+    Rasterise(torch::zeros({1, 3, 2}), torch::zeros({1, 4}), tri);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("depth"), std::string::npos);
+  }
+}
+
+TEST(Render, ZeroAreaTriangleGivesNoNaN) {
+  auto tri = torch::tensor({0, 1, 2, 3, 4, 5}, torch::kLong).view({2, 3});
+  auto S = torch::tensor({0.0, 0.0, 0.0, 4.0, 4.0, 0.0, 8.0, 8.0, 0.0,  // collinear
+                          0.0, 0.0, 0.0, 8.0, 0.0, 0.0, 0.0, -8.0, 0.0},
+                         torch::kDouble).view({1, 6, 3}).requires_grad_(true);
+  auto A = torch::ones({1, 6, 3}, torch::kDouble);
+  auto L = SimpleLighting(1, 1.0, 0.0, 0, 0, 1).to(torch::kDouble);
+  auto r = RenderMesh(tri, S, A, FrontalM(1, 2, 2, 1, at::kDouble), L, 16, 16);
+  EXPECT_GT(r.mask.sum().item<double>(), 10);
+  EXPECT_TRUE((r.triangle_id != 0).all().item<bool>());
+  r.image.sum().backward();
+  EXPECT_TRUE(torch::isfinite(S.grad()).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(r.image).all().item<bool>());
+}
+
+TEST(Render, EmptyBatchAndOutsideImage) {
+  auto topo = Grid(4, 4);
+  auto S = GridVertices(topo, 1.0, 0.0, at::kFloat);
+  auto L = SimpleLighting(1, 1.0, 0.5, 0, 0, 1);
+  auto r0 = RenderMesh(topo.triangles, S.slice(0, 0, 0), S.slice(0, 0, 0), FrontalM(1, 0, 0, 0),
+                       L.slice(0, 0, 0), 20, 24);
+  EXPECT_EQ(r0.image.sizes(), (std::vector<int64_t>{0, 3, 20, 24}));
+  auto r = RenderMesh(topo.triangles, S, torch::ones_like(S), FrontalM(2, 500, -300), L, 20, 24);
+  EXPECT_EQ(r.mask.sum().item<float>(), 0);
+  EXPECT_EQ(r.image.abs().sum().item<float>(), 0);
+  EXPECT_FALSE(r.visibility.any().item<bool>());
+}
+
+TEST(Render, EntryChecksNameTheArgument) {
+  auto topo = Grid(3, 3);
+  auto S = GridVertices(topo, 1.0, 0.0, at::kFloat);
+  auto L = SimpleLighting(1, 1.0, 0.0, 0, 0, 1);
+  auto expect_msg = [](auto&& fn, const std::string& word) {
+    try {
+      fn();
+      FAIL() << "no error for " << word;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  expect_msg([&] { RenderMesh(topo.triangles, S, S, FrontalM(1, 0, 0), torch::zeros({1, 9})); }, "L must");
+  expect_msg([&] { RenderMesh(topo.triangles, S, S.to(torch::kDouble), FrontalM(1, 0, 0), L); }, "albedo_vertices");
+  expect_msg([&] { RenderMesh(topo.triangles, S, S, torch::zeros({1, 3, 4}), L); }, "M must");
+  expect_msg([&] { RenderMesh(topo.triangles, S.squeeze(0), S, FrontalM(1, 0, 0), L); }, "shape_vertices");
+  expect_msg([&] { Render(Grid(4, 4), S, S, FrontalM(1, 0, 0), L); }, "topology");
+}
+
+TEST(Render, PlaneDepth) {
+  auto topo = Grid(8, 8);
+  auto S = GridVertices(topo, 1.0, 0.0, at::kDouble);
+  // Z = 0.3 X - 0.2 Y + 1 (overwrite the grid's z).
+  auto X = S.select(2, 0), Y = S.select(2, 1);
+  S = torch::stack({X, Y, 0.3 * X - 0.2 * Y + 1.0}, 2);
+  const double s = 3.0, tx = 16.0, ty = 15.0;
+  auto L = SimpleLighting(1, 1.0, 0.0, 0, 0, 1).to(torch::kDouble);
+  auto r = RenderMesh(topo.triangles, S, torch::ones_like(S), FrontalM(s, tx, ty, 1, at::kDouble), L, 32, 32);
+  auto mask = r.mask[0][0] > 0;
+  ASSERT_GT(mask.sum().item<int64_t>(), 300);
+  auto ys = torch::arange(32, torch::kDouble).view({32, 1}).expand({32, 32});
+  auto xs = torch::arange(32, torch::kDouble).view({1, 32}).expand({32, 32});
+  auto Xp = (xs - tx) / s, Yp = -(ys - ty) / s;
+  auto expected = -s * (0.3 * Xp - 0.2 * Yp + 1.0);  // depth grows away from the camera
+  auto err = (r.depth[0][0] - expected).abs().masked_select(mask);
+  EXPECT_LT(err.max().item<double>(), 1e-6);
+  // Uniform white ambient light: image = albedo = 1 where covered.
+  EXPECT_NEAR(r.image.masked_select(mask.unsqueeze(0).expand({3, 32, 32}).unsqueeze(0)).mean().item<double>(), 1.0, 1e-5);
+  // Every vertex of the plane is visible (all face the camera, inside the image).
+  EXPECT_TRUE(r.visibility.all().item<bool>());
+}
+
+// UV sphere of radius 1, triangles wound so normals point outwards.
+std::pair<at::Tensor, at::Tensor> Sphere(int lat, int lon) {
+  std::vector<double> v;
+  std::vector<int64_t> f;
+  v.insert(v.end(), {0, 1, 0});
+  for (int i = 1; i < lat; ++i)
+    for (int j = 0; j < lon; ++j) {
+      const double th = kPi * i / lat, ph = 2 * kPi * j / lon;
+      v.insert(v.end(), {std::sin(th) * std::cos(ph), std::cos(th), std::sin(th) * std::sin(ph)});
+    }
+  v.insert(v.end(), {0, -1, 0});
+  const int64_t bottom = 1 + (lat - 1) * lon;
+  auto id = [&](int i, int j) { return 1 + (i - 1) * lon + (j % lon); };
+  for (int j = 0; j < lon; ++j) {
+    f.insert(f.end(), {0, id(1, j + 1), id(1, j)});
+    f.insert(f.end(), {bottom, id(lat - 1, j), id(lat - 1, j + 1)});
+    for (int i = 1; i + 1 < lat; ++i) {
+      f.insert(f.end(), {id(i, j), id(i, j + 1), id(i + 1, j)});
+      f.insert(f.end(), {id(i, j + 1), id(i + 1, j + 1), id(i + 1, j)});
+    }
+  }
+  auto V = torch::tensor(v, torch::kDouble).view({-1, 3});
+  auto F = torch::tensor(f, torch::kLong).view({-1, 3});
+  // Orient outwards (check with the face normal vs. the centroid direction).
+  auto a = V.index_select(0, F.select(1, 0)), b = V.index_select(0, F.select(1, 1)), c = V.index_select(0, F.select(1, 2));
+  auto out = (torch::cross(b - a, c - a, 1) * (a + b + c)).sum(1) < 0;
+  auto Ff = F.clone();
+  Ff.select(1, 1).copy_(torch::where(out, F.select(1, 2), F.select(1, 1)));
+  Ff.select(1, 2).copy_(torch::where(out, F.select(1, 1), F.select(1, 2)));
+  return {V.unsqueeze(0), Ff};
+}
+
+TEST(Render, SphereUnderKnownSHEnvironment) {
+  auto [V, F] = Sphere(48, 96);
+  torch::manual_seed(3);
+  auto L = torch::randn({1, 27}, torch::kDouble) * 0.3;
+  L.select(1, 0).fill_(3.0), L.select(1, 9).fill_(2.5), L.select(1, 18).fill_(2.0);
+  const double s = 24.0, c = 32.0;
+  auto r = RenderMesh(F, V, torch::ones_like(V), FrontalM(s, c, c, 1, at::kDouble), L, 64, 64);
+  // Expected: view-frame normal at pixel (x, y) of a sphere: ((x-c)/s, -(y-c)/s, sqrt(1 - ...)).
+  auto ys = torch::arange(64, torch::kDouble).view({64, 1}).expand({64, 64});
+  auto xs = torch::arange(64, torch::kDouble).view({1, 64}).expand({64, 64});
+  auto nx = (xs - c) / s, ny = -(ys - c) / s;
+  auto rho2 = nx * nx + ny * ny;
+  auto inner = rho2 < 0.7;
+  auto n = torch::stack({nx, ny, (1 - rho2).clamp_min(0).sqrt()}, 2).view({1, -1, 3});
+  auto expected = SHShading(n, L).view({64, 64, 3}).permute({2, 0, 1});
+  auto got = r.image[0];
+  auto sel = inner.unsqueeze(0).expand({3, 64, 64});
+  auto err = (got - expected).abs().masked_select(sel);
+  EXPECT_LT(err.max().item<double>(), 0.03 * expected.abs().max().item<double>());
+  // Silhouette: coverage ~ pi s^2.
+  EXPECT_NEAR(r.mask.sum().item<double>(), kPi * s * s, 0.03 * kPi * s * s);
+  // Back hemisphere is invisible, front visible.
+  auto z = V[0].select(1, 2);
+  EXPECT_FALSE(r.visibility[0].masked_select(z < -0.2).any().item<bool>());
+  EXPECT_TRUE(r.visibility[0].masked_select(z > 0.2).all().item<bool>());
+}
+
+TEST(Render, OcclusionOrderOfOverlappingMeshes) {
+  // Two squares: A at z = 0 (x in [-4, 4]), B at z = 2 (towards the camera, x in [0, 8]).
+  auto square = [](double x0, double z) {
+    return std::vector<double>{x0, 4, z, x0 + 8, 4, z, x0 + 8, -4, z, x0, -4, z};
+  };
+  auto va = square(-4, 0), vb = square(0, 2);
+  for (int order = 0; order < 2; ++order) {
+    std::vector<double> v = order == 0 ? va : vb;
+    const auto& second = order == 0 ? vb : va;
+    v.insert(v.end(), second.begin(), second.end());
+    auto V = torch::tensor(v, torch::kDouble).view({1, 8, 3});
+    auto F = torch::tensor({0, 3, 2, 0, 2, 1, 4, 7, 6, 4, 6, 5}, torch::kLong).view({4, 3});
+    auto r = RenderMesh(F, V, torch::ones_like(V), FrontalM(2, 16, 16, 1, at::kDouble),
+                        SimpleLighting(1, 1, 0, 0, 0, 1).to(torch::kDouble), 32, 32);
+    const int64_t front_first = order == 0 ? 2 : 0;  // triangle ids of B
+    // Pixel (16, 20): x = 2 in model units -> inside both squares -> B (front) wins.
+    const int64_t id = r.triangle_id[0][16][20].item<int64_t>();
+    EXPECT_TRUE(id == front_first || id == front_first + 1) << order;
+    EXPECT_NEAR(r.depth[0][0][16][20].item<double>(), -4.0, 1e-9);
+    // Pixel (16, 10): x = -3, only A.
+    const int64_t id2 = r.triangle_id[0][16][10].item<int64_t>();
+    EXPECT_TRUE(id2 == 2 - front_first || id2 == 3 - front_first) << order;
+    // A's vertex at (4, 4, 0) is behind B; A's (-4, 4, 0) is visible.
+    const int64_t a0 = order == 0 ? 0 : 4;
+    EXPECT_TRUE(r.visibility[0][a0].item<bool>());
+    EXPECT_FALSE(r.visibility[0][a0 + 1].item<bool>());
+  }
+}
+
+// Finite differences of loss = sum(w * image) (double, small bumpy grid).
+TEST(Render, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(7);
+  auto topo = Grid(6, 7);
+  const int H = 28, W = 30;
+  auto S = GridVertices(topo, 3.0, 1.0, at::kDouble);
+  auto A = torch::rand({1, topo.num_vertices(), 3}, torch::kDouble) * 0.5 + 0.25;
+  auto R = RotationFromPoseAngles(torch::tensor({0.2}, torch::kDouble), torch::tensor({-0.3}, torch::kDouble),
+                                  torch::tensor({0.1}, torch::kDouble));
+  auto M = ComposeM(torch::tensor({1.1}, torch::kDouble), R, torch::tensor({{15.2, 13.7}}, torch::kDouble));
+  auto L = torch::randn({1, 27}, torch::kDouble) * 0.2;
+  L.select(1, 0).fill_(2.5), L.select(1, 9).fill_(2.2), L.select(1, 18).fill_(2.0);
+  auto weights = torch::rand({1, 3, H, W}, torch::kDouble);
+  auto loss_fn = [&](const at::Tensor& s, const at::Tensor& a, const at::Tensor& m, const at::Tensor& l) {
+    auto r = RenderMesh(topo.triangles, s, a, m, l, H, W);
+    return (r.image * weights).sum() + 0.01 * (r.depth * weights.slice(1, 0, 1)).sum();
+  };
+  std::vector<at::Tensor> params = {S.clone(), A.clone(), M.clone(), L.clone()};
+  for (auto& p : params) p.requires_grad_(true);
+  auto loss = loss_fn(params[0], params[1], params[2], params[3]);
+  ASSERT_GT(loss.item<double>(), 1.0);
+  loss.backward();
+  const char* names[] = {"vertices", "albedo", "M", "L"};
+  for (int k = 0; k < 4; ++k) {
+    auto base = params[k].detach();
+    auto grad = params[k].grad();
+    ASSERT_TRUE(grad.defined()) << names[k];
+    auto flat = base.reshape({-1});
+    const int64_t n = flat.numel();
+    auto picks = torch::randperm(n).slice(0, 0, std::min<int64_t>(n, 25));
+    double max_err = 0, max_grad = 0;
+    for (int64_t i = 0; i < picks.numel(); ++i) {
+      const int64_t j = picks[i].item<int64_t>();
+      const double h = 1e-6;
+      auto plus = flat.clone(), minus = flat.clone();
+      plus[j] += h;
+      minus[j] -= h;
+      std::vector<at::Tensor> pp = {S, A, M, L}, pm = {S, A, M, L};
+      pp[k] = plus.view(base.sizes());
+      pm[k] = minus.view(base.sizes());
+      const double fd = (loss_fn(pp[0], pp[1], pp[2], pp[3]).item<double>() -
+                         loss_fn(pm[0], pm[1], pm[2], pm[3]).item<double>()) / (2 * h);
+      const double an = grad.reshape({-1})[j].item<double>();
+      max_err = std::max(max_err, std::abs(fd - an) / (1e-3 + std::abs(an)));
+      max_grad = std::max(max_grad, std::abs(an));
+    }
+    EXPECT_LT(max_err, 1e-4) << names[k];
+    EXPECT_GT(max_grad, 1e-3) << names[k] << " gradient is (nearly) zero";
+  }
+}
+
+TEST(Projection, ComposeDecomposeRoundTrip) {
+  torch::manual_seed(1);
+  auto angles = (torch::rand({5, 3}, torch::kDouble) - 0.5) * 2.0;
+  auto R = RotationFromPoseAngles(angles.select(1, 0), angles.select(1, 1), angles.select(1, 2));
+  // Orthonormal with det +1.
+  EXPECT_TRUE(torch::allclose(torch::matmul(R, R.transpose(1, 2)), torch::eye(3, torch::kDouble).expand({5, 3, 3}), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(torch::linalg_det(R), torch::ones({5}, torch::kDouble)));
+  EXPECT_TRUE(torch::allclose(PoseAnglesFromRotation(R), angles, 1e-9, 1e-9));
+  auto s = torch::rand({5}, torch::kDouble) + 0.5;
+  auto t = torch::rand({5, 2}, torch::kDouble) * 100;
+  auto M = ComposeM(s, R, t);
+  auto wp = DecomposeM(M);
+  EXPECT_TRUE(torch::allclose(wp.scale, s, 1e-9, 1e-9));
+  EXPECT_TRUE(torch::allclose(wp.rotation, R, 1e-9, 1e-9));
+  EXPECT_TRUE(torch::allclose(wp.translation, t));
+  EXPECT_TRUE(torch::allclose(ViewRotation(M), R, 1e-9, 1e-9));
+  // Projection and depth.
+  auto X = torch::randn({5, 10, 3}, torch::kDouble);
+  auto view = torch::matmul(X, R.transpose(1, 2));  // view-frame coordinates
+  auto p = ProjectVertices(M, X);
+  EXPECT_TRUE(torch::allclose(p.select(2, 0), s.unsqueeze(1) * view.select(2, 0) + t.select(1, 0).unsqueeze(1)));
+  EXPECT_TRUE(torch::allclose(p.select(2, 1), -s.unsqueeze(1) * view.select(2, 1) + t.select(1, 1).unsqueeze(1)));
+  EXPECT_TRUE(torch::allclose(VertexDepth(M, X), -s.unsqueeze(1) * view.select(2, 2), 1e-9, 1e-9));
+  // A general (non-clean) M decomposes into the nearest clean one: recompose is close.
+  auto noisy = M + 0.001 * torch::randn_like(M) * s.view({5, 1, 1});
+  auto wp2 = DecomposeM(noisy);
+  EXPECT_TRUE(torch::allclose(ComposeM(wp2.scale, wp2.rotation, wp2.translation), noisy, 0, 0.01));
+}
+
+TEST(Projection, PoseParaRoundTripAndConvention) {
+  // Yaw +30 degrees: the nose (model +z) moves to image left.
+  auto pose = torch::tensor({{0.1, 0.5236, -0.2, 100.0, 120.0, 0.0, 0.0015}}, torch::kDouble);
+  const double height = 450;
+  auto M = PoseParaToM(pose, height);
+  auto back = MToPosePara(M, height);
+  auto expect = pose.clone();
+  expect[0][5] = 0.0;
+  EXPECT_TRUE(torch::allclose(back, expect, 1e-9, 1e-9));
+  // 3DDFA formula by hand for one point (MATLAB 1-based -> our 0-based).
+  auto X = torch::tensor({{{1000.0, -2000.0, 5000.0}}}, torch::kDouble);
+  auto R = RotationFromPoseAngles(pose.select(1, 0), pose.select(1, 1), pose.select(1, 2))[0];
+  auto pc = 0.0015 * torch::matmul(R, X[0][0]);
+  auto p = ProjectVertices(M, X)[0][0];
+  EXPECT_NEAR(p[0].item<double>(), pc[0].item<double>() + 100.0 - 1.0, 1e-9);
+  EXPECT_NEAR(p[1].item<double>(), height + 1 - (pc[1].item<double>() + 120.0) - 1.0, 1e-9);
+  auto yaw_only = PoseParaToM(torch::tensor({{0.0, 0.5236, 0.0, 0.0, 0.0, 0.0, 1.0}}, torch::kDouble), height);
+  auto nose = ProjectVertices(yaw_only, torch::tensor({{{0.0, 0.0, 1.0}}}, torch::kDouble))[0][0];
+  EXPECT_LT(nose[0].item<double>(), -1.0 + -0.4);
+  // face3d variant differs by one pixel in x and y.
+  auto M2 = PoseParaToM(pose, height, 1.0, false);
+  EXPECT_NEAR((M2 - M)[0][0][3].item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR((M2 - M)[0][1][3].item<double>(), -1.0, 1e-12);
+  // Model units: M for our cm template with X_bfm = 1e4 X_cm projects the same.
+  auto Mcm = PoseParaToM(pose, height, 1e4);
+  EXPECT_TRUE(torch::allclose(ProjectVertices(Mcm, X / 1e4), ProjectVertices(M, X)));
+}
+
+TEST(Lighting, SHBasisConstantsAndSimpleLight) {
+  auto n = torch::tensor({{{0.0, 0.0, 1.0}, {1.0, 0.0, 0.0}}}, torch::kDouble);
+  auto Y = SHBasis(n);
+  EXPECT_NEAR(Y[0][0][0].item<double>(), 0.282095, 1e-9);
+  EXPECT_NEAR(Y[0][0][2].item<double>(), 0.488603, 1e-9);
+  EXPECT_NEAR(Y[0][0][6].item<double>(), 0.630784, 1e-6);
+  EXPECT_NEAR(Y[0][1][8].item<double>(), 0.546274, 1e-9);
+  auto L = SimpleLighting(1, 0.4, 0.6, 0, 0, 1, 1.0, 0.5, 0.25).to(torch::kDouble);
+  auto sh = SHShading(n, L);
+  EXPECT_NEAR(sh[0][0][0].item<double>(), 1.0, 1e-6);   // facing the light
+  EXPECT_NEAR(sh[0][1][0].item<double>(), 0.4, 1e-6);   // perpendicular: ambient only
+  EXPECT_NEAR(sh[0][0][1].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(sh[0][0][2].item<double>(), 0.25, 1e-6);
+}
+
+TEST(Render, TemplateFrontalIsSymmetricAndUnwrapsBack) {
+  const auto t = DefaultTemplate(64, 72);
+  auto S = VerticesFromUVMap(t.topology, t.mean_shape.unsqueeze(0));
+  auto A = VerticesFromUVMap(t.topology, t.mean_albedo.unsqueeze(0));
+  auto L = SimpleLighting(1, 0.6, 0.5, 0, 0, 1);
+  auto M = FrontalM(96.0 / 16.0, 47.5, 47.5);  // image 96 x 96, symmetric about x = 47.5
+  auto r = Render(t.topology, S, A, M, L, 96, 96);
+  const double cover = r.mask.mean().item<double>();
+  EXPECT_GT(cover, 0.4);
+  EXPECT_LT(cover, 0.9);
+  // Frontal face under a frontal light: left-right symmetric image.
+  auto diff = (r.image - r.image.flip({3})).abs();
+  EXPECT_LT(diff.mean().item<double>(), 0.01);
+  // Nose tip is the nearest point.
+  const int64_t nose = t.topology.landmarks68[30].item<int64_t>();
+  auto depth = VertexDepth(M, S)[0];
+  EXPECT_LT(depth[nose].item<float>(), depth.quantile(0.01).item<float>() + 1e-3);
+  // Unwrapping the render gives back the vertex colours where visible.
+  auto u = UnwrapTexture(t.topology, r.image, S, M);
+  auto vis = u.visibility[0];
+  EXPECT_GT(vis.to(torch::kFloat).mean().item<float>(), 0.8);
+  auto err = (u.vertex_color[0] - r.vertex_color[0].detach()).abs().sum(1).masked_select(vis);
+  EXPECT_LT(err.mean().item<float>(), 0.05);  // bilinear resampling blur at brows and lips
+  EXPECT_EQ(u.uv_color.sizes(), (std::vector<int64_t>{1, 3, 64, 72}));
+  EXPECT_EQ(u.uv_visibility.sizes(), (std::vector<int64_t>{1, 1, 64, 72}));
+}
+
+TEST(Render, CudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto t = DefaultTemplate(48, 56);
+  auto S = VerticesFromUVMap(t.topology, t.mean_shape.unsqueeze(0));
+  auto A = VerticesFromUVMap(t.topology, t.mean_albedo.unsqueeze(0));
+  auto L = SimpleLighting(1, 0.6, 0.5, 0.3, 0.2, 1);
+  auto M = FrontalM(4.0, 32, 32);
+  auto cpu = Render(t.topology, S, A, M, L, 64, 64);
+  auto gpu = Render(t.topology, S.cuda(), A.cuda(), M.cuda(), L.cuda(), 64, 64);
+  EXPECT_TRUE(gpu.image.is_cuda());
+  EXPECT_TRUE(torch::allclose(gpu.image.cpu(), cpu.image, 1e-4, 1e-4));
+  EXPECT_TRUE(gpu.triangle_id.cpu().equal(cpu.triangle_id));
+}
+
+}  // namespace
+}  // namespace facebatch::render
