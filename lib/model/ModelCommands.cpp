@@ -6,6 +6,7 @@
 #include "core/Error.h"
 #include "core/Log.h"
 #include "model/SyntheticTemplate.h"
+#include "render/Template.h"
 
 namespace facebatch::model {
 
@@ -16,8 +17,8 @@ void ModelInitOptions::Check() const {
   if (!uv.empty()) ParseUvSize(uv);
   ModelConfig c;
   c.SetAblation(ablation);
-  if (template_name != "synthetic")
-    throw UsageError("model init: unknown --template '" + template_name + "' (available: synthetic)");
+  if (template_name != "default" && template_name != "synthetic")
+    throw UsageError("model init: unknown --template '" + template_name + "' (expected default or synthetic)");
   if (threads < 0) throw UsageError("model init: --threads must be >= 0");
 }
 
@@ -33,9 +34,10 @@ ModelInitSummary RunModelInit(const ModelInitOptions& o) {
     config.uv_rows = r, config.uv_cols = c;
     config.regions = DefaultRegions(r, c);
   }
+  render::FaceTemplate tmpl = o.template_name == "synthetic" ? SyntheticTemplate(config.uv_rows, config.uv_cols)
+                                                               : render::DefaultTemplate(config.uv_rows, config.uv_cols);
+  config.regions = tmpl.topology.regions;  // the local pathways follow the template's landmark-derived boxes
   config.Check();
-  render::FaceTemplate tmpl = SyntheticTemplate(config.uv_rows, config.uv_cols);
-  tmpl.topology.regions = config.regions;
   FaceModel model = FaceModel::Create(config, tmpl, static_cast<uint64_t>(o.seed));
   model.provenance().command = o.command;
   model.provenance().training_data = "";  // untrained

@@ -13,7 +13,7 @@ struct ModelInitOptions {
   std::string kind = "nonlinear";     ///< nonlinear | linear
   std::string uv;                     ///< "RxC" overrides the preset's UV size ("" = preset's)
   std::string ablation = "gl-proxy";  ///< nonlinear (global only) | gl | gl-proxy (paper)
-  std::string template_name = "synthetic";  ///< synthetic (half ellipsoid; until the MediaPipe template lands)
+  std::string template_name = "default";  ///< default (MediaPipe canonical face, render::DefaultTemplate) | synthetic
   std::string out;                    ///< output model file (required)
   int64_t seed = 0;                   ///< weight initialisation seed
   int threads = 0;                    ///< compute threads (0 = all cores)

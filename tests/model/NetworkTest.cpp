@@ -6,6 +6,8 @@
 #include "core/Env.h"
 #include "core/Error.h"
 #include "model/Networks.h"
+#include "render/Render.h"
+#include "render/Topology.h"
 
 namespace facebatch::model {
 namespace {
@@ -196,6 +198,44 @@ TEST(Networks, GradientsReachLatentsEncoderAndDecoders) {
   EXPECT_GT(nonzero(enc), 0);  // through M
   EXPECT_EQ(nonzero(ds), static_cast<int>(ds.size())) << "every shape decoder weight gets a gradient";
   EXPECT_EQ(nonzero(da), static_cast<int>(da.size())) << "every albedo decoder weight gets a gradient";
+}
+
+TEST(Networks, GradientsFlowFromARenderedImageLoss) {
+  // The paper's objective (eqs. 3-4, 15): render I^(S, A~) etc. with the
+  // encoder's M and L and compare with the input image.
+  auto c = TinyConfig();
+  auto model = TinyModel(c);
+  model.train();
+  torch::manual_seed(13);
+  auto images = torch::rand({2, 3, c.image_size, c.image_size});
+  auto e = model.Encode(images);
+  auto fs = e.f_shape.detach().requires_grad_(true);
+  auto fa = e.f_albedo.detach().requires_grad_(true);
+  auto s = model.DecodeShape(fs);
+  auto a = model.DecodeAlbedo(fa);
+  const auto& topo = model.face_template().topology;
+  auto loss = torch::zeros({});
+  for (auto [shape, albedo] : {std::pair{&s.proxy, &a.proxy}, std::pair{&s.proxy, &a.value}, std::pair{&s.value, &a.proxy}}) {
+    auto r = render::Render(topo, render::VerticesFromUVMap(topo, *shape), render::VerticesFromUVMap(topo, *albedo),
+                            e.projection, e.lighting, c.image_size, c.image_size);
+    ASSERT_GT(r.mask.sum().item<float>(), 50.f) << "the face must cover part of the crop";
+    // l_{2,1} over covered pixels (eq. 4).
+    auto diff = ((r.image - images) * r.mask).pow(2).sum(1).add(1e-8).sqrt();
+    loss = loss + diff.sum() / r.mask.sum();
+  }
+  loss.backward();
+  EXPECT_GT(fs.grad().abs().sum().item<float>(), 0.f);
+  EXPECT_GT(fa.grad().abs().sum().item<float>(), 0.f);
+  auto count = [](const std::vector<at::Tensor>& ps) {
+    int with = 0;
+    for (const auto& p : ps)
+      if (p.grad().defined() && p.grad().abs().sum().item<float>() > 0) ++with;
+    return with;
+  };
+  auto enc = model.encoder_parameters(), ds = model.shape_decoder_parameters(), da = model.albedo_decoder_parameters();
+  EXPECT_GT(count(enc), 0);  // through M and L
+  EXPECT_EQ(count(ds), static_cast<int>(ds.size()));
+  EXPECT_EQ(count(da), static_cast<int>(da.size()));
 }
 
 TEST(Networks, EvalModeIsDeterministicAndBatchIndependent) {

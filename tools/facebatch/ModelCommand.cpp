@@ -34,7 +34,7 @@ int RunInit(int argc, char** argv) {
       ("uv", po::value(&opts.uv)->default_value(opts.uv), "UV size RxC overriding the preset's (e.g. 101x117)")
       ("ablation", po::value(&opts.ablation)->default_value(opts.ablation),
        "nonlinear (global only, no proxy) | gl (global-local) | gl-proxy (the paper's full model)")
-      ("template", po::value(&opts.template_name)->default_value(opts.template_name), "face template: synthetic")
+      ("template", po::value(&opts.template_name)->default_value(opts.template_name), "face template: default (MediaPipe canonical face) | synthetic (half ellipsoid)")
       ("out", po::value(&opts.out)->default_value(opts.out), "output model file (.h5)")
       ("seed", po::value(&opts.seed)->default_value(opts.seed), "weight initialisation seed")
       ("threads", po::value(&opts.threads)->default_value(opts.threads), "compute threads (0 = all cores)");
