@@ -5,4 +5,5 @@ namespace facebatch::tools {
 int RunIndexCommand(int argc, char** argv);
 int RunShardsCommand(int argc, char** argv);
 int RunMakeSamplesCommand(int argc, char** argv);
+int RunModelCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -1,0 +1,373 @@
+#include "io/Hdf5.h"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "core/Error.h"
+
+namespace facebatch::io::hdf5 {
+namespace {
+
+void Init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    H5open();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // we report errors ourselves
+  });
+}
+
+// Owns one hid_t and closes it with the right function.
+struct Id {
+  hid_t id = -1;
+  herr_t (*close)(hid_t) = nullptr;
+  Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
+  ~Id() {
+    if (id >= 0 && close) close(id);
+  }
+  Id(const Id&) = delete;
+  Id& operator=(const Id&) = delete;
+  explicit operator bool() const { return id >= 0; }
+};
+
+std::shared_ptr<int64_t> Share(hid_t id, herr_t (*close)(hid_t)) {
+  return std::shared_ptr<int64_t>(new int64_t(id), [close](int64_t* p) {
+    if (*p >= 0) close(static_cast<hid_t>(*p));
+    delete p;
+  });
+}
+
+hid_t NativeType(DType t) {
+  switch (t) {
+    case DType::kFloat32: return H5T_NATIVE_FLOAT;
+    case DType::kFloat64: return H5T_NATIVE_DOUBLE;
+    case DType::kInt32: return H5T_NATIVE_INT32;
+    case DType::kInt64: return H5T_NATIVE_INT64;
+    case DType::kUInt8: return H5T_NATIVE_UINT8;
+  }
+  return H5T_NATIVE_FLOAT;
+}
+
+hid_t FileType(DType t) {
+  switch (t) {
+    case DType::kFloat32: return H5T_IEEE_F32LE;
+    case DType::kFloat64: return H5T_IEEE_F64LE;
+    case DType::kInt32: return H5T_STD_I32LE;
+    case DType::kInt64: return H5T_STD_I64LE;
+    case DType::kUInt8: return H5T_STD_U8LE;
+  }
+  return H5T_IEEE_F32LE;
+}
+
+template <class T>
+Array Make(const std::vector<T>& values, std::vector<int64_t> dims, DType t) {
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  if (n != static_cast<int64_t>(values.size())) throw Error("hdf5::MakeArray: dims do not match the number of values");
+  Array a;
+  a.dtype = t;
+  a.dims = std::move(dims);
+  a.bytes.resize(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(a.bytes.data(), values.data(), a.bytes.size());
+  return a;
+}
+
+}  // namespace
+
+const char* DTypeName(DType t) {
+  switch (t) {
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kInt32: return "int32";
+    case DType::kInt64: return "int64";
+    case DType::kUInt8: return "uint8";
+  }
+  return "?";
+}
+
+size_t DTypeSize(DType t) {
+  switch (t) {
+    case DType::kFloat32: return 4;
+    case DType::kFloat64: return 8;
+    case DType::kInt32: return 4;
+    case DType::kInt64: return 8;
+    case DType::kUInt8: return 1;
+  }
+  return 0;
+}
+
+int64_t Array::numel() const {
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  return n;
+}
+
+Array MakeArray(const std::vector<float>& v, std::vector<int64_t> d) { return Make(v, std::move(d), DType::kFloat32); }
+Array MakeArray(const std::vector<int64_t>& v, std::vector<int64_t> d) { return Make(v, std::move(d), DType::kInt64); }
+Array MakeArray(const std::vector<int32_t>& v, std::vector<int64_t> d) { return Make(v, std::move(d), DType::kInt32); }
+Array MakeArray(const std::vector<uint8_t>& v, std::vector<int64_t> d) { return Make(v, std::move(d), DType::kUInt8); }
+
+bool IsHdf5(const std::string& path) {
+  Init();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  return H5Fis_hdf5(path.c_str()) > 0;
+}
+
+// ---------------------------------------------------------------- File
+
+File File::Create(const std::string& path) {
+  Init();
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) throw InputError(path, "cannot create HDF5 file (directory missing or not writable?)");
+  File file;
+  file.path_ = path;
+  file.handle_ = Share(f, H5Fclose);
+  hid_t g = H5Gopen2(f, "/", H5P_DEFAULT);
+  if (g < 0) throw InputError(path, "cannot open the root group");
+  file.root_ = Group(Share(g, H5Gclose), path, "/");
+  return file;
+}
+
+File File::OpenRead(const std::string& path) { return Open(path, false); }
+File File::OpenReadWrite(const std::string& path) { return Open(path, true); }
+
+File File::Open(const std::string& path, bool writable) {
+  Init();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw InputError(path, "no such file");
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "not a regular file");
+  htri_t is = H5Fis_hdf5(path.c_str());
+  if (is <= 0) throw InputError(path, "not an HDF5 file (no HDF5 signature; foreign or empty file)");
+  hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw InputError(path, "cannot open HDF5 file: truncated or damaged");
+  File file;
+  file.path_ = path;
+  file.handle_ = Share(f, H5Fclose);
+  hid_t g = H5Gopen2(f, "/", H5P_DEFAULT);
+  if (g < 0) throw InputError(path, "cannot open the root group: truncated or damaged file");
+  file.root_ = Group(Share(g, H5Gclose), path, "/");
+  return file;
+}
+
+void File::Close() {
+  if (!handle_) return;
+  root_ = Group();
+  hid_t f = static_cast<hid_t>(*handle_);
+  herr_t fl = H5Fflush(f, H5F_SCOPE_LOCAL);
+  herr_t cl = H5Fclose(f);
+  *handle_ = -1;  // closed already
+  handle_.reset();
+  if (fl < 0 || cl < 0) throw InputError(path_, "cannot flush/close HDF5 file (disk full?)");
+}
+
+// ---------------------------------------------------------------- Group
+
+void Group::Fail(const std::string& object, const std::string& problem) const {
+  throw InputError(file_, object + ": " + problem);
+}
+
+std::string Group::ChildPath(const std::string& child) const {
+  return name_ == "/" ? "/" + child : name_ + "/" + child;
+}
+
+bool Group::Has(const std::string& child) const {
+  if (!handle_) return false;
+  return H5Lexists(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT) > 0;
+}
+
+static H5O_type_t ObjectType(hid_t g, const std::string& child) {
+  H5O_info_t info;
+  if (H5Oget_info_by_name(g, child.c_str(), &info, H5P_DEFAULT) < 0) return H5O_TYPE_UNKNOWN;
+  return info.type;
+}
+
+bool Group::HasGroup(const std::string& child) const {
+  return Has(child) && ObjectType(static_cast<hid_t>(*handle_), child) == H5O_TYPE_GROUP;
+}
+
+bool Group::HasDataset(const std::string& child) const {
+  return Has(child) && ObjectType(static_cast<hid_t>(*handle_), child) == H5O_TYPE_DATASET;
+}
+
+bool Group::HasAttribute(const std::string& attr) const {
+  if (!handle_) return false;
+  return H5Aexists(static_cast<hid_t>(*handle_), attr.c_str()) > 0;
+}
+
+std::vector<std::string> Group::Children() const {
+  std::vector<std::string> names;
+  if (!handle_) return names;
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  if (H5Literate(static_cast<hid_t>(*handle_), H5_INDEX_NAME, H5_ITER_INC, nullptr, cb, &names) < 0)
+    Fail(name_, "cannot list the group (damaged file?)");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Group Group::CreateGroup(const std::string& child) {
+  hid_t g = H5Gcreate2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) Fail(ChildPath(child), "cannot create group");
+  return Group(Share(g, H5Gclose), file_, ChildPath(child));
+}
+
+Group Group::OpenGroup(const std::string& child) const {
+  if (!HasGroup(child)) Fail(ChildPath(child), "missing group");
+  hid_t g = H5Gopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT);
+  if (g < 0) Fail(ChildPath(child), "cannot open group (damaged file?)");
+  return Group(Share(g, H5Gclose), file_, ChildPath(child));
+}
+
+void Group::WriteDataset(const std::string& child, const Array& a) {
+  if (static_cast<int64_t>(a.bytes.size()) != a.numel() * static_cast<int64_t>(DTypeSize(a.dtype)))
+    Fail(ChildPath(child), "array bytes do not match its dims");
+  std::vector<hsize_t> dims(a.dims.begin(), a.dims.end());
+  Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+           H5Sclose);
+  if (!space) Fail(ChildPath(child), "cannot create dataspace");
+  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), FileType(a.dtype), space.id, H5P_DEFAULT,
+                   H5P_DEFAULT, H5P_DEFAULT),
+        H5Dclose);
+  if (!ds) Fail(ChildPath(child), "cannot create dataset");
+  if (a.numel() > 0 && H5Dwrite(ds.id, NativeType(a.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.bytes.data()) < 0)
+    Fail(ChildPath(child), "cannot write dataset");
+}
+
+void Group::OverwriteDataset(const std::string& child, const Array& a) {
+  Array info = DatasetInfo(child);
+  if (info.dims != a.dims || info.dtype != a.dtype) Fail(ChildPath(child), "overwrite with different dims or type");
+  Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds || (a.numel() > 0 && H5Dwrite(ds.id, NativeType(a.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.bytes.data()) < 0))
+    Fail(ChildPath(child), "cannot write dataset");
+}
+
+void Group::Remove(const std::string& child) {
+  if (H5Ldelete(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT) < 0) Fail(ChildPath(child), "cannot remove");
+}
+
+static bool MapType(hid_t type, DType* out) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) {
+    if (size == 4) { *out = DType::kFloat32; return true; }
+    if (size == 8) { *out = DType::kFloat64; return true; }
+  } else if (cls == H5T_INTEGER) {
+    H5T_sign_t sign = H5Tget_sign(type);
+    if (sign == H5T_SGN_2 && size == 4) { *out = DType::kInt32; return true; }
+    if (sign == H5T_SGN_2 && size == 8) { *out = DType::kInt64; return true; }
+    if (sign == H5T_SGN_NONE && size == 1) { *out = DType::kUInt8; return true; }
+  }
+  return false;
+}
+
+Array Group::DatasetInfo(const std::string& child) const {
+  if (!HasDataset(child)) Fail(ChildPath(child), "missing dataset");
+  Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds) Fail(ChildPath(child), "cannot open dataset (damaged file?)");
+  Id type(H5Dget_type(ds.id), H5Tclose);
+  Array a;
+  if (!type || !MapType(type.id, &a.dtype)) Fail(ChildPath(child), "unsupported element type");
+  Id space(H5Dget_space(ds.id), H5Sclose);
+  int nd = space ? H5Sget_simple_extent_ndims(space.id) : -1;
+  if (nd < 0) Fail(ChildPath(child), "cannot read the dataspace (damaged file?)");
+  std::vector<hsize_t> dims(nd);
+  if (nd > 0) H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+  a.dims.assign(dims.begin(), dims.end());
+  return a;
+}
+
+Array Group::ReadDataset(const std::string& child) const {
+  Array a = DatasetInfo(child);
+  Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
+  a.bytes.resize(static_cast<size_t>(a.numel()) * DTypeSize(a.dtype));
+  if (a.numel() > 0 && H5Dread(ds.id, NativeType(a.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.bytes.data()) < 0)
+    Fail(ChildPath(child), "cannot read dataset (truncated or damaged file?)");
+  return a;
+}
+
+void Group::SetAttribute(const std::string& attr, const std::string& value) {
+  hid_t g = static_cast<hid_t>(*handle_);
+  if (H5Aexists(g, attr.c_str()) > 0) H5Adelete(g, attr.c_str());
+  Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.id, H5T_VARIABLE);
+  H5Tset_cset(type.id, H5T_CSET_UTF8);
+  Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Id a(H5Acreate2(g, attr.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a) Fail(name_, "cannot create attribute '" + attr + "'");
+  const char* p = value.c_str();
+  if (H5Awrite(a.id, type.id, &p) < 0) Fail(name_, "cannot write attribute '" + attr + "'");
+}
+
+void Group::SetAttribute(const std::string& attr, int64_t value) {
+  hid_t g = static_cast<hid_t>(*handle_);
+  if (H5Aexists(g, attr.c_str()) > 0) H5Adelete(g, attr.c_str());
+  Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Id a(H5Acreate2(g, attr.c_str(), H5T_STD_I64LE, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a || H5Awrite(a.id, H5T_NATIVE_INT64, &value) < 0) Fail(name_, "cannot write attribute '" + attr + "'");
+}
+
+void Group::SetAttribute(const std::string& attr, double value) {
+  hid_t g = static_cast<hid_t>(*handle_);
+  if (H5Aexists(g, attr.c_str()) > 0) H5Adelete(g, attr.c_str());
+  Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  Id a(H5Acreate2(g, attr.c_str(), H5T_IEEE_F64LE, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a || H5Awrite(a.id, H5T_NATIVE_DOUBLE, &value) < 0) Fail(name_, "cannot write attribute '" + attr + "'");
+}
+
+std::string Group::GetStringAttribute(const std::string& attr) const {
+  if (!HasAttribute(attr)) Fail(name_, "missing attribute '" + attr + "'");
+  Id a(H5Aopen(static_cast<hid_t>(*handle_), attr.c_str(), H5P_DEFAULT), H5Aclose);
+  if (!a) Fail(name_, "cannot open attribute '" + attr + "'");
+  Id type(H5Aget_type(a.id), H5Tclose);
+  if (H5Tget_class(type.id) != H5T_STRING) Fail(name_, "attribute '" + attr + "' is not a string");
+  Id space(H5Aget_space(a.id), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.id) != 1) Fail(name_, "attribute '" + attr + "' is not a scalar string");
+  if (H5Tis_variable_str(type.id) > 0) {
+    Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.id, H5T_VARIABLE);
+    H5Tset_cset(mem.id, H5Tget_cset(type.id));
+    char* p = nullptr;
+    if (H5Aread(a.id, mem.id, &p) < 0) Fail(name_, "cannot read attribute '" + attr + "'");
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  size_t n = H5Tget_size(type.id);
+  std::string s(n, '\0');
+  if (H5Aread(a.id, type.id, s.data()) < 0) Fail(name_, "cannot read attribute '" + attr + "'");
+  s.resize(std::strlen(s.c_str()));
+  return s;
+}
+
+int64_t Group::GetIntAttribute(const std::string& attr) const {
+  if (!HasAttribute(attr)) Fail(name_, "missing attribute '" + attr + "'");
+  Id a(H5Aopen(static_cast<hid_t>(*handle_), attr.c_str(), H5P_DEFAULT), H5Aclose);
+  Id type(H5Aget_type(a.id), H5Tclose);
+  if (H5Tget_class(type.id) != H5T_INTEGER) Fail(name_, "attribute '" + attr + "' is not an integer");
+  Id space(H5Aget_space(a.id), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.id) != 1) Fail(name_, "attribute '" + attr + "' is not a scalar");
+  int64_t v = 0;
+  if (H5Aread(a.id, H5T_NATIVE_INT64, &v) < 0) Fail(name_, "cannot read attribute '" + attr + "'");
+  return v;
+}
+
+double Group::GetDoubleAttribute(const std::string& attr) const {
+  if (!HasAttribute(attr)) Fail(name_, "missing attribute '" + attr + "'");
+  Id a(H5Aopen(static_cast<hid_t>(*handle_), attr.c_str(), H5P_DEFAULT), H5Aclose);
+  Id type(H5Aget_type(a.id), H5Tclose);
+  H5T_class_t cls = H5Tget_class(type.id);
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) Fail(name_, "attribute '" + attr + "' is not a number");
+  Id space(H5Aget_space(a.id), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.id) != 1) Fail(name_, "attribute '" + attr + "' is not a scalar");
+  double v = 0;
+  if (H5Aread(a.id, H5T_NATIVE_DOUBLE, &v) < 0) Fail(name_, "cannot read attribute '" + attr + "'");
+  return v;
+}
+
+}  // namespace facebatch::io::hdf5

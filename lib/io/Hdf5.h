@@ -1,0 +1,107 @@
+#pragma once
+// A small RAII wrapper over the HDF5 C API (files, groups, attributes and
+// contiguous datasets of plain numbers), torch-free. Every failure throws
+// facebatch::InputError naming the file and the object ("<file>: <object>:
+// <problem>"); HDF5's own error printing is switched off.
+//
+// Layout conventions: datasets are row-major (C order) with the given dims,
+// exactly what h5py returns as a numpy array.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace facebatch::io::hdf5 {
+
+/// Element types the wrapper reads and writes (native byte order in memory,
+/// little-endian IEEE / two's complement on disk).
+enum class DType { kFloat32, kFloat64, kInt32, kInt64, kUInt8 };
+const char* DTypeName(DType t);
+size_t DTypeSize(DType t);
+
+/// A dataset's contents: raw bytes of `dims` elements of `dtype`.
+struct Array {
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> dims;
+  std::vector<unsigned char> bytes;
+  int64_t numel() const;
+  template <class T> const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
+  template <class T> T* data() { return reinterpret_cast<T*>(bytes.data()); }
+};
+
+/// Makes an Array from typed values (dims must multiply to values.size()).
+Array MakeArray(const std::vector<float>& values, std::vector<int64_t> dims);
+Array MakeArray(const std::vector<int64_t>& values, std::vector<int64_t> dims);
+Array MakeArray(const std::vector<int32_t>& values, std::vector<int64_t> dims);
+Array MakeArray(const std::vector<uint8_t>& values, std::vector<int64_t> dims);
+
+class File;
+
+/// A group (the root group included). Cheap to copy (shares the HDF5 handle).
+class Group {
+ public:
+  Group() = default;
+  const std::string& file_path() const { return file_; }
+  const std::string& name() const { return name_; }  ///< absolute HDF5 path, "/" for the root
+
+  bool Has(const std::string& child) const;        ///< a direct child (group or dataset)
+  bool HasGroup(const std::string& child) const;
+  bool HasDataset(const std::string& child) const;
+  bool HasAttribute(const std::string& attr) const;
+  std::vector<std::string> Children() const;       ///< names of direct children, sorted
+
+  Group CreateGroup(const std::string& child);      ///< fails if it exists
+  Group OpenGroup(const std::string& child) const;  ///< fails with "missing group" if absent
+
+  void WriteDataset(const std::string& child, const Array& array);
+  /// Overwrites an existing dataset's values (same dims and element type).
+  void OverwriteDataset(const std::string& child, const Array& array);
+  /// Unlinks a child (group or dataset).
+  void Remove(const std::string& child);
+  Array ReadDataset(const std::string& child) const;
+  /// Dims and dtype without reading the data.
+  Array DatasetInfo(const std::string& child) const;
+
+  void SetAttribute(const std::string& attr, const std::string& value);  ///< variable-length UTF-8 string
+  void SetAttribute(const std::string& attr, int64_t value);
+  void SetAttribute(const std::string& attr, double value);
+  std::string GetStringAttribute(const std::string& attr) const;
+  int64_t GetIntAttribute(const std::string& attr) const;
+  double GetDoubleAttribute(const std::string& attr) const;
+
+ private:
+  friend class File;
+  Group(std::shared_ptr<int64_t> handle, std::string file, std::string name)
+      : handle_(std::move(handle)), file_(std::move(file)), name_(std::move(name)) {}
+  [[noreturn]] void Fail(const std::string& object, const std::string& problem) const;
+  std::string ChildPath(const std::string& child) const;
+  std::shared_ptr<int64_t> handle_;  // hid_t, closed when the last copy goes
+  std::string file_;
+  std::string name_;
+};
+
+/// An HDF5 file. Open checks that the path exists and is HDF5 (a clear
+/// "not an HDF5 file" / "truncated or damaged" error otherwise).
+class File {
+ public:
+  static File Create(const std::string& path);    ///< truncates an existing file
+  static File OpenRead(const std::string& path);
+  static File OpenReadWrite(const std::string& path);  ///< an existing file, for in-place updates
+  File() = default;
+  Group root() const { return root_; }
+  const std::string& path() const { return path_; }
+  /// Flushes and closes (also done by the destructor of the last copy); a
+  /// failure to close throws here, not in the destructor.
+  void Close();
+
+ private:
+  static File Open(const std::string& path, bool writable);
+  std::shared_ptr<int64_t> handle_;
+  std::string path_;
+  Group root_;
+};
+
+/// True when the file starts with the HDF5 signature (H5Fis_hdf5).
+bool IsHdf5(const std::string& path);
+
+}  // namespace facebatch::io::hdf5

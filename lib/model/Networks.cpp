@@ -1,0 +1,165 @@
+#include "model/Networks.h"
+
+#include <cmath>
+#include <limits>
+
+namespace facebatch::model::nets {
+namespace nn = torch::nn;
+
+ConvBnEluImpl::ConvBnEluImpl(int in, int out, int kernel, int stride, int padding, bool transposed) {
+  if (transposed)
+    tconv = register_module("tconv", nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, kernel)
+                                                             .stride(stride).padding(padding).bias(false)));
+  else
+    conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)));
+  bn = register_module("bn", nn::BatchNorm2d(out));
+}
+
+torch::Tensor ConvBnEluImpl::forward(const torch::Tensor& x) {
+  return torch::elu(bn(conv ? conv(x) : tconv(x)));
+}
+
+// ------------------------------------------------------------------ encoder
+
+EncoderImpl::EncoderImpl(const ModelConfig& c) {
+  const auto& ch = c.encoder_channels;
+  trunk = nn::Sequential();
+  trunk->push_back(ConvBnElu(3, ch[0], 7, 2, 3, false));  // the 7x7 first layer
+  for (size_t i = 1; i < ch.size(); ++i) {
+    trunk->push_back(ConvBnElu(ch[i - 1], ch[i], 3, 2, 1, false));  // stride-2 downsampling
+    trunk->push_back(ConvBnElu(ch[i], ch[i], 3, 1, 1, false));
+  }
+  register_module("trunk", trunk);
+  int last = ch.back();
+  auto head = [&](const char* name, int out) {
+    return register_module(name, nn::Conv2d(nn::Conv2dOptions(last, out, 3).padding(1)));
+  };
+  head_shape = head("head_shape", c.latent_shape);
+  head_albedo = head("head_albedo", c.latent_albedo);
+  head_projection = head("head_projection", ModelConfig::kProjectionSize);
+  head_lighting = head("head_lighting", ModelConfig::kLightingSize);
+}
+
+std::array<torch::Tensor, 4> EncoderImpl::forward(const torch::Tensor& images) {
+  auto h = trunk->forward(images);
+  auto pool = [](const torch::Tensor& t) { return t.mean({2, 3}); };  // average pooling
+  return {pool(head_shape(h)), pool(head_albedo(h)), pool(head_projection(h)), pool(head_lighting(h))};
+}
+
+// ------------------------------------------------------------------ pathways
+
+PathwayImpl::PathwayImpl(int latent, const std::vector<int>& ch, int rows_, int cols_) : rows(rows_), cols(cols_) {
+  int nsteps = static_cast<int>(ch.size()) - 1;
+  int scale = 1 << nsteps;
+  // Sizes not divisible by 2^steps: start from the ceiling and centre-crop at the end.
+  base_rows = (rows + scale - 1) / scale;
+  base_cols = (cols + scale - 1) / scale;
+  base_channels = ch[0];
+  fc = register_module("fc", nn::Linear(latent, base_channels * base_rows * base_cols));
+  fc_bn = register_module("fc_bn", nn::BatchNorm2d(base_channels));
+  steps = nn::Sequential();
+  for (size_t i = 1; i < ch.size(); ++i) {
+    steps->push_back(ConvBnElu(ch[i - 1], ch[i], 4, 2, 1, true));  // fractionally-strided, exact 2x
+    steps->push_back(ConvBnElu(ch[i], ch[i], 3, 1, 1, false));
+  }
+  register_module("steps", steps);
+}
+
+static torch::Tensor CentreCrop(const torch::Tensor& x, int rows, int cols) {
+  int64_t r0 = (x.size(2) - rows) / 2, c0 = (x.size(3) - cols) / 2;
+  return x.slice(2, r0, r0 + rows).slice(3, c0, c0 + cols);
+}
+
+torch::Tensor PathwayImpl::forward(const torch::Tensor& latent) {
+  auto h = fc(latent).view({latent.size(0), base_channels, base_rows, base_cols});
+  h = torch::elu(fc_bn(h));
+  h = steps->forward(h);
+  return CentreCrop(h, rows, cols);
+}
+
+// ------------------------------------------------------------------ decoders
+
+static nn::Sequential OutputBranch(int in, int mid) {
+  nn::Sequential s;
+  s->push_back(ConvBnElu(in, mid, 3, 1, 1, false));
+  nn::Conv2d out(nn::Conv2dOptions(mid, 3, 3).padding(1));
+  {
+    torch::NoGradGuard g;  // small initial offsets: an untrained model stays near the template
+    out->weight.mul_(0.1);
+    out->bias.zero_();
+  }
+  s->push_back(out);
+  return s;
+}
+
+GlobalLocalDecoder::GlobalLocalDecoder(const ModelConfig& c, int latent) : config(c) {
+  global = register_module("global", Pathway(latent, c.global_channels, c.uv_rows, c.uv_cols));
+  int fused_in = c.global_channels.back();
+  if (c.global_local) {
+    static const char* names[render::kNumRegions] = {"local_left_eye", "local_right_eye", "local_nose", "local_mouth"};
+    for (int i = 0; i < render::kNumRegions; ++i)
+      locals.push_back(register_module(names[i], Pathway(latent, c.local_channels, c.regions[i].rows, c.regions[i].cols)));
+    fused_in += c.local_channels.back();
+  }
+  fusion = register_module("fusion", ConvBnElu(fused_in, c.fusion_channels, 3, 1, 1, false));
+  head_true = register_module("head_true", OutputBranch(c.fusion_channels, c.fusion_channels));
+  if (c.proxy) head_proxy = register_module("head_proxy", OutputBranch(c.fusion_channels, c.fusion_channels));
+}
+
+torch::Tensor GlobalLocalDecoder::FuseLocal(const std::vector<torch::Tensor>& outs) const {
+  // Zero padding into the full map, max-pooling where boxes overlap: pad with
+  // -inf, take the maximum over the four, then put zeros where no box is.
+  const double ninf = -std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> padded;
+  for (int i = 0; i < render::kNumRegions; ++i) {
+    const auto& b = config.regions[i];
+    padded.push_back(torch::constant_pad_nd(
+        outs[i], {b.col0, config.uv_cols - b.col0 - b.cols, b.row0, config.uv_rows - b.row0 - b.rows}, ninf));
+  }
+  auto fused = std::get<0>(torch::stack(padded, 0).max(0));
+  return torch::where(torch::isinf(fused), torch::zeros({}, fused.options()), fused);
+}
+
+DecoderOutput GlobalLocalDecoder::Decode(const torch::Tensor& latent, bool keep) {
+  DecoderOutput out;
+  auto g = global->forward(latent);
+  torch::Tensor feat = g;
+  if (config.global_local) {
+    std::vector<torch::Tensor> outs;
+    for (auto& p : locals) outs.push_back(p->forward(latent));
+    auto l = FuseLocal(outs);
+    feat = torch::cat({g, l}, 1);  // concatenated with the global features (section 3.4)
+    if (keep) out.local_features = l;
+  }
+  if (keep) out.global_features = g;
+  auto f = fusion(feat);
+  out.value = head_true->forward(f);
+  out.proxy = config.proxy ? head_proxy->forward(f) : out.value;
+  return out;
+}
+
+LinearDecoder::LinearDecoder(int rank, int U, int V) {
+  mean = register_buffer("mean", torch::zeros({3, U, V}));
+  basis = register_buffer("basis", torch::zeros({rank, 3, U, V}));
+}
+
+DecoderOutput LinearDecoder::Decode(const torch::Tensor& f, bool) {
+  DecoderOutput out;
+  auto flat = torch::matmul(f, basis.reshape({basis.size(0), -1}));
+  out.value = mean.unsqueeze(0) + flat.view({f.size(0), mean.size(0), mean.size(1), mean.size(2)});
+  out.proxy = out.value;
+  return out;
+}
+
+ModelNetImpl::ModelNetImpl(const ModelConfig& c) {
+  encoder = register_module("encoder", Encoder(c));
+  if (c.kind == ModelKind::kNonlinear) {
+    shape_decoder = register_module("shape_decoder", std::make_shared<GlobalLocalDecoder>(c, c.latent_shape));
+    albedo_decoder = register_module("albedo_decoder", std::make_shared<GlobalLocalDecoder>(c, c.latent_albedo));
+  } else {
+    shape_decoder = register_module("shape_decoder", std::make_shared<LinearDecoder>(c.latent_shape, c.uv_rows, c.uv_cols));
+    albedo_decoder = register_module("albedo_decoder", std::make_shared<LinearDecoder>(c.latent_albedo, c.uv_rows, c.uv_cols));
+  }
+}
+
+}  // namespace facebatch::model::nets
