@@ -362,6 +362,16 @@ LossResult ResidualSymmetryLoss(const at::Tensor& shape, const at::Tensor& shape
   return Result(l1.sum({1, 2, 3}) / both.sum().clamp_min(1.0));
 }
 
+at::Tensor VisibilityFromNormals(const at::Tensor& normals_uv, double softness) {
+  CheckFloat("VisibilityFromNormals", "normals_uv", normals_uv, {-1, 3, -1, -1});
+  if (!(softness >= 0)) {
+    throw UsageError(fmt::format("VisibilityFromNormals: softness must be >= 0, got {}", softness));
+  }
+  const auto nz = normals_uv.detach().narrow(1, 2, 1);
+  if (softness == 0) return (nz > 0).to(normals_uv.scalar_type());
+  return (nz / softness).clamp(0.0, 1.0);
+}
+
 LossResult LatentPriorLoss(const at::Tensor& latent) {
   CheckFloat("LatentPriorLoss", "latent", latent, {-1, -1});
   return Result(latent.pow(2).mean(1));
