@@ -80,6 +80,7 @@ TEST(Device, OptimiserOnCudaFreezesAndConverges) {
   MinimiseOptions mo;
   mo.max_iterations = 400;
   mo.optimiser.step_size = 0.05;
+  mo.convergence.relative_tolerance = 1e-7;
   auto s = MinimiseBatch({x}, objective, mo);
   for (const auto& summary : s) {
     EXPECT_TRUE(summary.IsUsable()) << summary.FullReport();
