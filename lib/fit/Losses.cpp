@@ -194,12 +194,12 @@ LossResult PerceptualLoss::operator()(const at::Tensor& rendered, const at::Tens
   const int64_t batch = rendered.size(0);
   at::Tensor total = torch::zeros({batch}, rendered.options().requires_grad(false));
   for (size_t j = 0; j < feat_r.size(); ++j) {
-    const auto a = feat_r[j].second.reshape({batch, -1});
-    const auto b = feat_i[j].second.reshape({batch, -1});
-    if (feat_r[j].second.size(0) != batch) {
-      throw Error(fmt::format("PerceptualLoss: layer '{}' has batch size {}, expected {}",
-                              feat_r[j].first, feat_r[j].second.size(0), batch));
+    if (feat_r[j].second.dim() < 1 || feat_r[j].second.size(0) != batch) {
+      throw Error(fmt::format("PerceptualLoss: layer '{}' has shape {}, expected batch size {} first",
+                              feat_r[j].first, ShapeString(feat_r[j].second), batch));
     }
+    const auto a = feat_r[j].second.reshape({batch, -1});
+    const auto b = feat_i[j].second.reshape({batch, -1}).to(a.scalar_type());
     at::Tensor d;
     if (options_.distance == FeatureDistance::kL2) {
       // eq. 5: ||phi_j(I^) - phi_j(I)||_2^2 / (W_j H_j C_j)

@@ -75,6 +75,8 @@ enum class FeatureDistance {
 /// (1/|C|) sum_{j in C} d_j per image. Features of the input image are computed
 /// without gradient; gradients reach the rendered image. The network's
 /// parameters are frozen (requires_grad false) and it is put in eval mode.
+/// Not thread-safe (it moves its network to the images' device/dtype): use
+/// one instance per worker/device.
 class PerceptualLoss {
  public:
   struct Options {

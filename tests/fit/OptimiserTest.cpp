@@ -270,11 +270,20 @@ TEST(MinimiseBatch, NoIterationsAndInterrupt) {
   EXPECT_TRUE(torch::equal(x, torch::ones({2, 1}, kF64)));
 
   o.max_iterations = 100;
-  int polls = 0;
+  int polls = 0, calls = 0, last = -1;
   o.interrupted = [&] { return ++polls > 4; };
+  o.on_iteration = [&](int iteration, const LossTerms& terms) {
+    ++calls;
+    last = iteration;
+    EXPECT_EQ(terms.batch_size(), 2);
+  };
   s = MinimiseBatch({x}, objective, o);
   EXPECT_EQ(s[1].termination, Termination::kInterrupted);
   EXPECT_EQ(s[1].iterations, 4);
+  EXPECT_EQ(calls, 5);  // the initial evaluation and 4 iterations
+  EXPECT_EQ(last, 4);
+  EXPECT_GT(s[1].objective_seconds, 0.0);
+  EXPECT_LE(s[1].objective_seconds + s[1].backward_seconds, s[1].seconds);
   EXPECT_LT(s[1].final_loss, 1.0);
 }
 
