@@ -330,6 +330,15 @@ std::vector<at::Tensor> TermValues(const LossTerms& terms) {
   return out;
 }
 
+void CheckLayout(const LossTerms& layout, const LossTerms& terms) {
+  bool same = layout.terms().size() == terms.terms().size() && terms.batch_size() == layout.batch_size();
+  for (size_t i = 0; same && i < terms.terms().size(); ++i) same = layout.terms()[i].name == terms.terms()[i].name;
+  if (!same) {
+    throw Error("MinimiseBatch: the objective must return the same terms for the same images at every "
+                "evaluation (first: " + layout.ToString() + ", now: " + terms.ToString() + ")");
+  }
+}
+
 std::map<std::string, double> TermMap(const LossTerms& terms, const std::vector<at::Tensor>& values,
                                       int64_t image) {
   std::map<std::string, double> out;
@@ -404,14 +413,20 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
       t_backward += std::chrono::duration<double>(Clock::now() - t).count();
     }
     const auto was_active = opt.active().to(torch::kCPU);
-    opt.Step();
+    const auto updated = opt.Step().to(torch::kCPU);
+    // An active image that could not step (non-finite gradient) would look
+    // "converged" (its loss stays put): it is treated as diverging instead.
+    const auto bad_gradient = was_active & ~updated;
     for (int64_t b = 0; b < batch; ++b) iterations[b] += was_active[b].item<bool>() ? 1 : 0;
     opt.ZeroGrad();
     terms = evaluate();
+    CheckLayout(layout, terms);
     if (options.on_iteration) options.on_iteration(it + 1, terms);
     const auto values = TermValues(terms);
     const auto active_cpu = opt.active().to(torch::kCPU);
     update = monitor.Observe(values.back(), active_cpu);
+    update.diverged = update.diverged | bad_gradient;
+    update.converged = update.converged & ~bad_gradient;
     if (update.improved.any().item<bool>()) {
       opt.UpdateSnapshot(best, update.improved.to(opt.active().device()));
       for (size_t i = 0; i < values.size(); ++i) {
@@ -429,9 +444,10 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
           reduce[b] = true;
         } else {
           out[b].termination = Termination::kDiverged;
-          out[b].message = fmt::format("the loss {} after {} step reductions",
-                                       update.nonfinite[b].item<bool>() ? "became non-finite" : "kept rising",
-                                       reductions[b]);
+          const char* why = bad_gradient[b].item<bool>()      ? "had a non-finite gradient"
+                            : update.nonfinite[b].item<bool>() ? "became non-finite"
+                                                               : "kept rising";
+          out[b].message = fmt::format("the loss {} after {} step reductions", why, reductions[b]);
           stop[b] = true;
           done[b] = true;
         }
