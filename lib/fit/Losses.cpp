@@ -31,19 +31,6 @@ at::Tensor SmoothNorm(const at::Tensor& x, int64_t dim, double q = 1.0) {
   return torch::where(sq > kNormEps, sq.clamp_min(kNormEps).pow(q / 2.0), torch::zeros_like(sq));
 }
 
-// y[..., r, c] = x[..., r + dr, c + dc], zero where (r + dr, c + dc) is
-// outside the map. Works on the last two dimensions.
-at::Tensor Shift(const at::Tensor& x, int64_t dr, int64_t dc) {
-  const int64_t rows = x.size(-2), cols = x.size(-1);
-  const int64_t r0 = std::max<int64_t>(0, -dr), r1 = std::min(rows, rows - dr);
-  const int64_t c0 = std::max<int64_t>(0, -dc), c1 = std::min(cols, cols - dc);
-  if (r1 <= r0 || c1 <= c0) return torch::zeros_like(x);
-  // y[r0:r1, c0:c1] = x[r0+dr : r1+dr, c0+dc : c1+dc]; built without in-place
-  // writes into a tensor that needs grad by padding instead.
-  auto src = x.index({"...", idx::Slice(r0 + dr, r1 + dr), idx::Slice(c0 + dc, c1 + dc)});
-  return at::constant_pad_nd(src, {c0, cols - c1, r0, rows - r1}, 0.0);
-}
-
 at::Tensor FlipColumns(const at::Tensor& x) { return x.flip({-1}); }
 
 // Mask [U, V] bool -> float [1, 1, U, V] in dtype/device of `like`.
@@ -207,12 +194,12 @@ LossResult PerceptualLoss::operator()(const at::Tensor& rendered, const at::Tens
   const int64_t batch = rendered.size(0);
   at::Tensor total = torch::zeros({batch}, rendered.options().requires_grad(false));
   for (size_t j = 0; j < feat_r.size(); ++j) {
-    const auto a = feat_r[j].second.reshape({batch, -1});
-    const auto b = feat_i[j].second.reshape({batch, -1});
-    if (feat_r[j].second.size(0) != batch) {
-      throw Error(fmt::format("PerceptualLoss: layer '{}' has batch size {}, expected {}",
-                              feat_r[j].first, feat_r[j].second.size(0), batch));
+    if (feat_r[j].second.dim() < 1 || feat_r[j].second.size(0) != batch) {
+      throw Error(fmt::format("PerceptualLoss: layer '{}' has shape {}, expected batch size {} first",
+                              feat_r[j].first, ShapeString(feat_r[j].second), batch));
     }
+    const auto a = feat_r[j].second.reshape({batch, -1});
+    const auto b = feat_i[j].second.reshape({batch, -1}).to(a.scalar_type());
     at::Tensor d;
     if (options_.distance == FeatureDistance::kL2) {
       // eq. 5: ||phi_j(I^) - phi_j(I)||_2^2 / (W_j H_j C_j)
@@ -291,22 +278,29 @@ LossResult AlbedoConstancyLoss(const at::Tensor& albedo, const at::Tensor& input
   if (!(p > 0)) throw UsageError(fmt::format("{}: p must be > 0, got {}", fn, p));
   if (!(alpha >= 0)) throw UsageError(fmt::format("{}: alpha must be >= 0, got {}", fn, alpha));
   at::Tensor valid = MaskAsFloat(mask, albedo);  // [1,1,U,V]
-  const auto mask_pairs_base = valid;
+  const auto in_mask = valid;
   if (validity.defined()) {
     CheckMask(fn, "validity", validity, {albedo.size(0), 1, albedo.size(2), albedo.size(3)});
     CheckSameDevice(fn, "validity", validity, albedo);
     valid = valid * Weights(validity, albedo);  // [B,1,U,V]
   }
   const auto chroma = Chromaticity(input_uv.detach().to(albedo.scalar_type()));
-  at::Tensor total = torch::zeros({albedo.size(0)}, albedo.options().requires_grad(false));
+  at::Tensor total;
   at::Tensor pairs_in_mask = torch::zeros({}, albedo.options().requires_grad(false));
-  for (const auto& [dr, dc] : {std::pair<int64_t, int64_t>{0, 1}, {1, 0}}) {
-    const auto pair_valid = valid * Shift(valid, dr, dc);  // [B or 1, 1, U, V]
-    pairs_in_mask = pairs_in_mask + (mask_pairs_base * Shift(mask_pairs_base, dr, dc)).sum();
-    const auto w = torch::exp(-alpha * (chroma - Shift(chroma, dr, dc)).pow(2).sum(1, true).sqrt());
-    const auto d = SmoothNorm(albedo - Shift(albedo, dr, dc), 1, p).unsqueeze(1);  // [B,1,U,V]
-    total = total + (pair_valid * w * d).sum({1, 2, 3});
+  // Right neighbours (dim 3) and down neighbours (dim 2): pair (i, j) = (x[k], x[k + 1]).
+  for (int64_t dim : {3, 2}) {
+    const int64_t n = albedo.size(dim);
+    if (n < 2) continue;
+    auto lo = [&](const at::Tensor& t) { return t.narrow(dim, 0, n - 1); };
+    auto hi = [&](const at::Tensor& t) { return t.narrow(dim, 1, n - 1); };
+    pairs_in_mask = pairs_in_mask + (lo(in_mask) * hi(in_mask)).sum();
+    const auto pair_valid = lo(valid) * hi(valid);
+    const auto w = torch::exp(-alpha * (lo(chroma) - hi(chroma)).pow(2).sum(1, true).sqrt());
+    const auto d = SmoothNorm(lo(albedo) - hi(albedo), 1, p).unsqueeze(1);  // [B,1,..]
+    const auto term = (pair_valid * w * d).sum({1, 2, 3});
+    total = total.defined() ? total + term : term;
   }
+  if (!total.defined()) total = (albedo * 0).sum({1, 2, 3});
   return Result(total / pairs_in_mask.clamp_min(1.0));
 }
 
@@ -315,15 +309,20 @@ LossResult ShapeSmoothnessLoss(const at::Tensor& shape, const at::Tensor& mask) 
   CheckFloat(fn, "shape", shape, {-1, -1, -1, -1});
   CheckUVMask(fn, mask, shape);
   const auto m = MaskAsFloat(mask, shape);
-  auto neighbour_sum = torch::zeros_like(shape);
-  auto neighbour_count = torch::zeros_like(m);
-  for (const auto& [dr, dc] : {std::pair<int64_t, int64_t>{0, 1}, {0, -1}, {1, 0}, {-1, 0}}) {
-    const auto mv = Shift(m, dr, dc);
-    neighbour_sum = neighbour_sum + Shift(shape * m, dr, dc);
-    neighbour_count = neighbour_count + mv;
+  // Sums of the 4 neighbours from one zero-padded copy: P[r+1, c+1] = x[r, c].
+  auto neighbours = [](const at::Tensor& x) {
+    const auto p = at::constant_pad_nd(x, {1, 1, 1, 1}, 0.0);
+    const int64_t rows = x.size(2), cols = x.size(3);
+    return p.narrow(2, 1, rows).narrow(3, 0, cols) + p.narrow(2, 1, rows).narrow(3, 2, cols) +
+           p.narrow(2, 0, rows).narrow(3, 1, cols) + p.narrow(2, 2, rows).narrow(3, 1, cols);
+  };
+  at::Tensor count;
+  {
+    torch::NoGradGuard no_grad;
+    count = neighbours(m);  // [1,1,U,V] masked neighbours per pixel
   }
-  const auto has = m * (neighbour_count > 0).to(shape.scalar_type());  // [1,1,U,V]
-  const auto lap = shape - neighbour_sum / neighbour_count.clamp_min(1.0);
+  const auto has = m * (count > 0).to(shape.scalar_type());
+  const auto lap = shape - neighbours(shape * m) / count.clamp_min(1.0);
   const auto norm = SmoothNorm(lap, 1).unsqueeze(1);  // [B,1,U,V]
   return Result((norm * has).sum({1, 2, 3}) / has.sum().clamp_min(1.0));
 }
@@ -360,6 +359,16 @@ LossResult ResidualSymmetryLoss(const at::Tensor& shape, const at::Tensor& shape
   const auto dz = (shape - shape_proxy.to(shape.scalar_type())).narrow(1, 2, 1);  // [B,1,U,V]
   const auto l1 = (t * (dz - FlipColumns(dz))).abs() * both;
   return Result(l1.sum({1, 2, 3}) / both.sum().clamp_min(1.0));
+}
+
+at::Tensor VisibilityFromNormals(const at::Tensor& normals_uv, double softness) {
+  CheckFloat("VisibilityFromNormals", "normals_uv", normals_uv, {-1, 3, -1, -1});
+  if (!(softness >= 0)) {
+    throw UsageError(fmt::format("VisibilityFromNormals: softness must be >= 0, got {}", softness));
+  }
+  const auto nz = normals_uv.detach().narrow(1, 2, 1);
+  if (softness == 0) return (nz > 0).to(normals_uv.scalar_type());
+  return (nz / softness).clamp(0.0, 1.0);
 }
 
 LossResult LatentPriorLoss(const at::Tensor& latent) {

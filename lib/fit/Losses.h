@@ -75,6 +75,8 @@ enum class FeatureDistance {
 /// (1/|C|) sum_{j in C} d_j per image. Features of the input image are computed
 /// without gradient; gradients reach the rendered image. The network's
 /// parameters are frozen (requires_grad false) and it is put in eval mode.
+/// Not thread-safe (it moves its network to the images' device/dtype): use
+/// one instance per worker/device.
 class PerceptualLoss {
  public:
   struct Options {
@@ -194,6 +196,13 @@ enum class ResidualSymmetryMask {
 LossResult ResidualSymmetryLoss(const at::Tensor& shape, const at::Tensor& shape_proxy,
                                 const at::Tensor& visibility, const at::Tensor& mask,
                                 ResidualSymmetryMask which = ResidualSymmetryMask::kOccluded);
+
+/// Eq. 16's T, "approximated based on estimated surface normal direction":
+/// the visibility of each UV pixel from its unit normal in camera space
+/// (`normals_uv` [B, 3, U, V], z towards the camera, e.g. the mesh normals
+/// rotated by M): 1 where n_z >= softness, n_z / softness in between, 0 where
+/// n_z <= 0 (softness 0: a hard n_z > 0 test). [B, 1, U, V], no gradient.
+at::Tensor VisibilityFromNormals(const at::Tensor& normals_uv, double softness = 0.0);
 
 // ---------------------------------------------------------------------------
 // Latent priors (issue 7: "optional latent priors"; not in the paper)

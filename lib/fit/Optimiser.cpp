@@ -296,8 +296,9 @@ std::string FitSummary::BriefReport() const {
 std::string FitSummary::FullReport() const {
   std::string s = fmt::format("Termination: {}\nMessage: {}\nIterations: {} (best state at {})\n",
                               TerminationName(termination), message, iterations, best_iteration);
-  s += fmt::format("Step reductions: {}, final step size: {:.6g}\nTime: {:.3f} s\n", step_reductions,
-                   final_step_size, seconds);
+  s += fmt::format("Step reductions: {}, final step size: {:.6g}\n", step_reductions, final_step_size);
+  s += fmt::format("Time: {:.3f} s (objective {:.3f}, backward {:.3f}, steps {:.3f})\n", seconds,
+                   objective_seconds, backward_seconds, step_seconds);
   s += fmt::format("{:<24}{:>14}{:>14}\n", "term", "initial", "final");
   for (const auto& [name, v0] : initial_terms) {
     auto it = final_terms.find(name);
@@ -329,6 +330,15 @@ std::vector<at::Tensor> TermValues(const LossTerms& terms) {
   return out;
 }
 
+void CheckLayout(const LossTerms& layout, const LossTerms& terms) {
+  bool same = layout.terms().size() == terms.terms().size() && terms.batch_size() == layout.batch_size();
+  for (size_t i = 0; same && i < terms.terms().size(); ++i) same = layout.terms()[i].name == terms.terms()[i].name;
+  if (!same) {
+    throw Error("MinimiseBatch: the objective must return the same terms for the same images at every "
+                "evaluation (first: " + layout.ToString() + ", now: " + terms.ToString() + ")");
+  }
+}
+
 std::map<std::string, double> TermMap(const LossTerms& terms, const std::vector<at::Tensor>& values,
                                       int64_t image) {
   std::map<std::string, double> out;
@@ -349,7 +359,15 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
   std::vector<FitSummary> out(batch);
   std::vector<bool> done(batch, false);
 
-  LossTerms terms = objective();
+  using Clock = std::chrono::steady_clock;
+  double t_objective = 0, t_backward = 0;
+  auto evaluate = [&] {
+    const auto t = Clock::now();
+    LossTerms result = objective();
+    t_objective += std::chrono::duration<double>(Clock::now() - t).count();
+    return result;
+  };
+  LossTerms terms = evaluate();
   if (terms.empty() || terms.batch_size() != batch) {
     throw Error(fmt::format("MinimiseBatch: the objective returned {} images, expected {}",
                             terms.batch_size(), batch));
@@ -357,6 +375,7 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
   const LossTerms layout = terms.Detached();  // term names/order for the summaries
   std::vector<at::Tensor> best_values = TermValues(terms);
   OptimiserState best = opt.Snapshot();
+  if (options.on_iteration) options.on_iteration(0, terms);
   auto update = monitor.Observe(best_values.back());
   for (int64_t b = 0; b < batch; ++b) {
     out[b].initial_terms = TermMap(layout, best_values, b);
@@ -388,15 +407,26 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
     }
     opt.ZeroGrad();
     // Sum, not mean: each image's gradient is that of its own loss.
-    terms.Total().sum().backward();
+    {
+      const auto t = Clock::now();
+      terms.Total().sum().backward();
+      t_backward += std::chrono::duration<double>(Clock::now() - t).count();
+    }
     const auto was_active = opt.active().to(torch::kCPU);
-    opt.Step();
+    const auto updated = opt.Step().to(torch::kCPU);
+    // An active image that could not step (non-finite gradient) would look
+    // "converged" (its loss stays put): it is treated as diverging instead.
+    const auto bad_gradient = was_active & ~updated;
     for (int64_t b = 0; b < batch; ++b) iterations[b] += was_active[b].item<bool>() ? 1 : 0;
     opt.ZeroGrad();
-    terms = objective();
+    terms = evaluate();
+    CheckLayout(layout, terms);
+    if (options.on_iteration) options.on_iteration(it + 1, terms);
     const auto values = TermValues(terms);
     const auto active_cpu = opt.active().to(torch::kCPU);
     update = monitor.Observe(values.back(), active_cpu);
+    update.diverged = update.diverged | bad_gradient;
+    update.converged = update.converged & ~bad_gradient;
     if (update.improved.any().item<bool>()) {
       opt.UpdateSnapshot(best, update.improved.to(opt.active().device()));
       for (size_t i = 0; i < values.size(); ++i) {
@@ -414,9 +444,10 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
           reduce[b] = true;
         } else {
           out[b].termination = Termination::kDiverged;
-          out[b].message = fmt::format("the loss {} after {} step reductions",
-                                       update.nonfinite[b].item<bool>() ? "became non-finite" : "kept rising",
-                                       reductions[b]);
+          const char* why = bad_gradient[b].item<bool>()      ? "had a non-finite gradient"
+                            : update.nonfinite[b].item<bool>() ? "became non-finite"
+                                                               : "kept rising";
+          out[b].message = fmt::format("the loss {} after {} step reductions", why, reductions[b]);
           stop[b] = true;
           done[b] = true;
         }
@@ -436,7 +467,7 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
       restored = true;
     }
     if (stop.any().item<bool>()) opt.Deactivate(stop.to(opt.active().device()));
-    if (restored && it + 1 < options.max_iterations) terms = objective();
+    if (restored && it + 1 < options.max_iterations) terms = evaluate();
   }
   // Every image ends in its best state.
   opt.Restore(best);
@@ -455,6 +486,9 @@ std::vector<FitSummary> MinimiseBatch(const std::vector<at::Tensor>& params, con
     out[b].step_reductions = reductions[b];
     out[b].final_step_size = sizes[b].item<double>();
     out[b].seconds = seconds;
+    out[b].objective_seconds = t_objective;
+    out[b].backward_seconds = t_backward;
+    out[b].step_seconds = std::max(0.0, seconds - t_objective - t_backward);
   }
   return out;
 }

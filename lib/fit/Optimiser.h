@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+namespace boost::program_options {
+class options_description;
+}
+
 namespace facebatch::fit {
 
 enum class OptimiserMethod { kAdam, kSGD };
@@ -161,6 +165,9 @@ struct FitSummary {
   int step_reductions = 0;   ///< divergence recoveries
   double final_step_size = 0.0;
   double seconds = 0.0;      ///< wall time of the batch (shared by its images)
+  /// Split of `seconds` (batch-wide): objective evaluations (forward: decode,
+  /// render, losses), backward passes, optimiser steps + bookkeeping.
+  double objective_seconds = 0.0, backward_seconds = 0.0, step_seconds = 0.0;
 
   /// True unless the fit diverged or never had a finite loss.
   bool IsUsable() const;
@@ -181,8 +188,18 @@ struct MinimiseOptions {
   int max_step_reductions = 3;
   /// Polled once per iteration; true stops every image (kInterrupted).
   std::function<bool()> interrupted;
+  /// Called after each evaluation with the iteration number (0: the initial
+  /// state) and the terms (e.g. for logging or loss curves).
+  std::function<void(int iteration, const LossTerms& terms)> on_iteration;
   void Check() const;
 };
+
+/// Binds MinimiseOptions as "<prefix>.<field>": iterations, method (adam|sgd),
+/// step_size, beta1, beta2, epsilon, momentum, relative_tolerance, patience,
+/// rise_tolerance, rise_patience, step_reduction, max_step_reductions; the
+/// current values are the defaults. Call options.Check() after parsing.
+void AddMinimiseOptions(boost::program_options::options_description& desc, MinimiseOptions& options,
+                        const std::string& prefix = "optimiser");
 
 /// Evaluates the objective for the current parameters (called with autograd on).
 using ObjectiveFn = std::function<LossTerms()>;

@@ -97,3 +97,37 @@ TEST(LossTerms, WeightedTotalPerImageAndReport) {
 
 }  // namespace
 }  // namespace facebatch::fit
+
+#include "fit/Optimiser.h"
+
+namespace facebatch::fit {
+namespace {
+
+TEST(MinimiseOptions, BindsCommandLineAndIni) {
+  MinimiseOptions o;
+  o.max_iterations = 50;  // a command's own default
+  boost::program_options::options_description desc;
+  AddMinimiseOptions(desc, o, "fit");
+  const char* argv[] = {"x", "--fit.method", "sgd", "--fit.step_size", "0.5"};
+  boost::program_options::variables_map vm;
+  boost::program_options::store(boost::program_options::parse_command_line(5, argv, desc), vm);
+  std::istringstream ini("[fit]\npatience = 9\nstep_size = 0.1\n");
+  boost::program_options::store(boost::program_options::parse_config_file(ini, desc), vm);
+  boost::program_options::notify(vm);
+  EXPECT_EQ(o.optimiser.method, OptimiserMethod::kSGD);
+  EXPECT_EQ(o.optimiser.step_size, 0.5);
+  EXPECT_EQ(o.convergence.patience, 9);
+  EXPECT_EQ(o.max_iterations, 50);
+  EXPECT_NO_THROW(o.Check());
+
+  MinimiseOptions bad;
+  boost::program_options::options_description d2;
+  AddMinimiseOptions(d2, bad, "fit");
+  const char* argv2[] = {"x", "--fit.method", "lbfgs"};
+  boost::program_options::variables_map vm2;
+  boost::program_options::store(boost::program_options::parse_command_line(3, argv2, d2), vm2);
+  EXPECT_THROW(boost::program_options::notify(vm2), UsageError);
+}
+
+}  // namespace
+}  // namespace facebatch::fit

@@ -205,9 +205,10 @@ TEST(ConvergenceMonitor, ConvergesDivergesAndCatchesNonFinite) {
 
 // A batch of 1-d problems: image 0 a quadratic with minimum 1 at 3; image 1 a
 // non-finite start; image 2 (x - 2)^2 that is NaN beyond x = 1 (diverges on
-// the way to the unreachable minimum); image 3 a slowly convergent quadratic.
+// the way to the unreachable minimum); image 3 a slowly convergent quadratic;
+// image 4 a finite loss with a NaN gradient.
 TEST(MinimiseBatch, TerminationKindsAndBestStates) {
-  auto x = torch::tensor({0.0, 0.0, 0.0, 0.0}, kF64).view({4, 1}).requires_grad_(true);
+  auto x = torch::tensor({0.0, 0.0, 0.0, 0.0, 0.0}, kF64).view({5, 1}).requires_grad_(true);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   ObjectiveFn objective = [&] {
     auto v = x.squeeze(1);
@@ -215,9 +216,11 @@ TEST(MinimiseBatch, TerminationKindsAndBestStates) {
     auto l1 = v[1] * nan;
     auto l2 = torch::where(v[2] > 1, torch::full({}, nan, kF64), (v[2] - 2).pow(2));
     auto l3 = 1e-3 * (v[3] - 50).pow(2);
+    // finite loss, NaN gradient (the unselected sqrt branch): must not pass as converged
+    auto l4 = torch::where(v[4] < 10, (v[4] - 3).pow(2), (v[4] - 10).sqrt());
     LossTerms t;
-    t.Add("quadratic", 1.0, torch::stack({l0, l1, l2, l3}));
-    t.Add("zero", 2.0, torch::zeros({4}, kF64));
+    t.Add("quadratic", 1.0, torch::stack({l0, l1, l2, l3, l4}));
+    t.Add("zero", 2.0, torch::zeros({5}, kF64));
     return t;
   };
   MinimiseOptions o;
@@ -226,7 +229,7 @@ TEST(MinimiseBatch, TerminationKindsAndBestStates) {
   o.convergence.relative_tolerance = 1e-6;
   o.convergence.patience = 3;
   auto s = MinimiseBatch({x}, objective, o);
-  ASSERT_EQ(s.size(), 4u);
+  ASSERT_EQ(s.size(), 5u);
   EXPECT_EQ(s[0].termination, Termination::kConverged) << s[0].FullReport();
   EXPECT_NEAR(x[0][0].item<double>(), 3.0, 1e-2);
   EXPECT_NEAR(s[0].initial_loss, 10.0, 1e-12);
@@ -253,6 +256,10 @@ TEST(MinimiseBatch, TerminationKindsAndBestStates) {
   EXPECT_TRUE(s[3].IsUsable());
   EXPECT_NE(s[3].BriefReport().find("max_iterations after 300 iterations"), std::string::npos)
       << s[3].BriefReport();
+
+  EXPECT_EQ(s[4].termination, Termination::kDiverged) << s[4].FullReport();
+  EXPECT_NE(s[4].message.find("non-finite gradient"), std::string::npos) << s[4].message;
+  EXPECT_EQ(x[4][0].item<double>(), 0.0);
 }
 
 TEST(MinimiseBatch, NoIterationsAndInterrupt) {
@@ -270,11 +277,20 @@ TEST(MinimiseBatch, NoIterationsAndInterrupt) {
   EXPECT_TRUE(torch::equal(x, torch::ones({2, 1}, kF64)));
 
   o.max_iterations = 100;
-  int polls = 0;
+  int polls = 0, calls = 0, last = -1;
   o.interrupted = [&] { return ++polls > 4; };
+  o.on_iteration = [&](int iteration, const LossTerms& terms) {
+    ++calls;
+    last = iteration;
+    EXPECT_EQ(terms.batch_size(), 2);
+  };
   s = MinimiseBatch({x}, objective, o);
   EXPECT_EQ(s[1].termination, Termination::kInterrupted);
   EXPECT_EQ(s[1].iterations, 4);
+  EXPECT_EQ(calls, 5);  // the initial evaluation and 4 iterations
+  EXPECT_EQ(last, 4);
+  EXPECT_GT(s[1].objective_seconds, 0.0);
+  EXPECT_LE(s[1].objective_seconds + s[1].backward_seconds, s[1].seconds);
   EXPECT_LT(s[1].final_loss, 1.0);
 }
 
