@@ -2,4 +2,5 @@
 // One function per `facebatch` command: parse + validate the options struct,
 // then call the typed Run...(options) of lib/. The table is in main.cpp.
 namespace facebatch::tools {
+int RunRenderTemplateCommand(int argc, char** argv);
 }  // namespace facebatch::tools
