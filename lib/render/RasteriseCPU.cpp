@@ -85,53 +85,17 @@ RasterOutput RasteriseCPU(const at::Tensor& screen, const at::Tensor& depth, con
   // contain no pixel centre (most sub-pixel triangles of a dense mesh), lie
   // off-screen, are not finite or have zero area; then bin the survivors into
   // row bands, in increasing triangle order (deterministic depth ties).
-  std::vector<std::vector<int32_t>> bins(static_cast<size_t>(B * bands));
-  std::vector<TriBox> boxes(static_cast<size_t>(B * F));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& range) {
-    std::vector<int32_t> count(bands);
-    for (int64_t b = range.begin(); b < range.end(); ++b) {
-      const float* p = xy + b * N * 2;
-      TriBox* box = boxes.data() + b * F;
-      std::fill(count.begin(), count.end(), 0);
-      for (int64_t f = 0; f < F; ++f) {
-        const int64_t i0 = tri[3 * f], i1 = tri[3 * f + 1], i2 = tri[3 * f + 2];
-        const float x0 = p[2 * i0], y0 = p[2 * i0 + 1], x1 = p[2 * i1], y1 = p[2 * i1 + 1], x2 = p[2 * i2],
-                    y2 = p[2 * i2 + 1];
-        TriBox t{1, 0, 1, 0};
-        const float xmin = std::min(x0, std::min(x1, x2)), xmax = std::max(x0, std::max(x1, x2));
-        const float ymin = std::min(y0, std::min(y1, y2)), ymax = std::max(y0, std::max(y1, y2));
-        if (xmax >= 0 && xmin <= W - 1 && ymax >= 0 && ymin <= H - 1) {  // false for NaN too
-          t.c0 = CeilClamped(xmin);
-          t.c1 = static_cast<int>(std::min(xmax, static_cast<float>(W - 1)));  // floor of a value >= 0
-          t.r0 = CeilClamped(ymin);
-          t.r1 = static_cast<int>(std::min(ymax, static_cast<float>(H - 1)));
-          if (t.c0 > t.c1) t.r0 = 1, t.r1 = 0;
-        }
-        box[f] = t;
-        if (t.r0 <= t.r1)
-          for (int k = t.r0 / band_rows; k <= t.r1 / band_rows; ++k) ++count[k];
-      }
-      for (int k = 0; k < bands; ++k) bins[b * bands + k].reserve(count[k]);
-      for (int64_t f = 0; f < F; ++f) {
-        const TriBox t = box[f];
-        if (t.r0 <= t.r1)
-          for (int k = t.r0 / band_rows; k <= t.r1 / band_rows; ++k) bins[b * bands + k].push_back(static_cast<int32_t>(f));
-      }
-    }
-  });
-
-  // Pass 2: rasterise, each task owns rows [r0, r1] of one image.
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * bands, 1), [&](const tbb::blocked_range<int64_t>& range) {
-    for (int64_t task = range.begin(); task < range.end(); ++task) {
-      const int64_t b = task / bands;
-      const int r0 = static_cast<int>(task % bands) * band_rows;
+  // The band raster of pass 2 (rows [r0, r1] of image b, triangles `list`).
+  auto raster_band = [&](int64_t b, int k, const TriBox* box, const int32_t* list, int64_t count) {
+    {
+      const int r0 = k * band_rows;
       const int r1 = std::min(H, r0 + band_rows) - 1;  // inclusive
       const float* p = xy + b * N * 2;
       const float* d = dep + b * N;
-      const TriBox* box = boxes.data() + b * F;
       int64_t* id_img = ids + b * H * W;
       float* z_img = zbuf + b * H * W;
-      for (const int32_t f : bins[task]) {
+      for (int64_t li = 0; li < count; ++li) {
+        const int32_t f = list[li];
         const TriBox s = box[f];
         const int64_t v[3] = {tri[3 * f], tri[3 * f + 1], tri[3 * f + 2]};
         const double X0 = p[2 * v[0]], Y0 = p[2 * v[0] + 1], X1 = p[2 * v[1]], Y1 = p[2 * v[1] + 1],
@@ -163,6 +127,48 @@ RasterOutput RasteriseCPU(const at::Tensor& screen, const at::Tensor& depth, con
           }
         }
       }
+    }
+  };
+
+  // Per image (parallel over images): pass 1 then pass 2 over its row bands
+  // (nested parallel), so the image's triangle data stays in cache.
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& range) {
+    std::vector<TriBox> box(static_cast<size_t>(F));
+    std::vector<int64_t> offset(bands + 1);
+    std::vector<int32_t> list;
+    for (int64_t b = range.begin(); b < range.end(); ++b) {
+      const float* p = xy + b * N * 2;
+      std::fill(offset.begin(), offset.end(), 0);
+      for (int64_t f = 0; f < F; ++f) {
+        const int64_t i0 = tri[3 * f], i1 = tri[3 * f + 1], i2 = tri[3 * f + 2];
+        const float x0 = p[2 * i0], y0 = p[2 * i0 + 1], x1 = p[2 * i1], y1 = p[2 * i1 + 1], x2 = p[2 * i2],
+                    y2 = p[2 * i2 + 1];
+        TriBox t{1, 0, 1, 0};
+        const float xmin = std::min(x0, std::min(x1, x2)), xmax = std::max(x0, std::max(x1, x2));
+        const float ymin = std::min(y0, std::min(y1, y2)), ymax = std::max(y0, std::max(y1, y2));
+        if (xmax >= 0 && xmin <= W - 1 && ymax >= 0 && ymin <= H - 1) {  // false for NaN too
+          t.c0 = CeilClamped(xmin);
+          t.c1 = static_cast<int>(std::min(xmax, static_cast<float>(W - 1)));  // floor of a value >= 0
+          t.r0 = CeilClamped(ymin);
+          t.r1 = static_cast<int>(std::min(ymax, static_cast<float>(H - 1)));
+          if (t.c0 > t.c1) t.r0 = 1, t.r1 = 0;
+        }
+        box[f] = t;
+        if (t.r0 <= t.r1)
+          for (int k = t.r0 / band_rows; k <= t.r1 / band_rows; ++k) ++offset[k + 1];
+      }
+      for (int k = 0; k < bands; ++k) offset[k + 1] += offset[k];
+      list.resize(static_cast<size_t>(offset[bands]));
+      std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
+      for (int64_t f = 0; f < F; ++f) {
+        const TriBox t = box[f];
+        if (t.r0 <= t.r1)
+          for (int k = t.r0 / band_rows; k <= t.r1 / band_rows; ++k) list[fill[k]++] = static_cast<int32_t>(f);
+      }
+      tbb::parallel_for(tbb::blocked_range<int>(0, bands, 1), [&](const tbb::blocked_range<int>& kr) {
+        for (int k = kr.begin(); k < kr.end(); ++k)
+          raster_band(b, k, box.data(), list.data() + offset[k], offset[k + 1] - offset[k]);
+      });
     }
   });
 
