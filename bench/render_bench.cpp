@@ -66,7 +66,7 @@ void BM_RasteriseForward(benchmark::State& state) {
   }
   PerImage(state);
 }
-BENCHMARK(BM_RasteriseForward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RasteriseForward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 void BM_RenderForward(benchmark::State& state) {
   const auto& s = GetScene();
@@ -79,7 +79,7 @@ void BM_RenderForward(benchmark::State& state) {
   }
   PerImage(state);
 }
-BENCHMARK(BM_RenderForward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RenderForward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 void BM_RenderForwardBackward(benchmark::State& state) {
   const auto& s = GetScene();
@@ -96,7 +96,7 @@ void BM_RenderForwardBackward(benchmark::State& state) {
   }
   PerImage(state);
 }
-BENCHMARK(BM_RenderForwardBackward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RenderForwardBackward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 }  // namespace
 
@@ -119,6 +119,6 @@ void BM_RenderPieces(benchmark::State& state) {
   }
   PerImage(state);
 }
-BENCHMARK(BM_RenderPieces)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RenderPieces)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 }  // namespace

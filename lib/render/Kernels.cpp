@@ -188,7 +188,126 @@ class VertexNormalSumFn : public torch::autograd::Function<VertexNormalSumFn> {
   }
 };
 
+// ---- fused interpolation ----
+
+class InterpolateFn : public torch::autograd::Function<InterpolateFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& screen_in, const at::Tensor& attr_in,
+                            const at::Tensor& tri_in, const at::Tensor& ids_in) {
+    auto screen = screen_in.contiguous(), attr = attr_in.contiguous();
+    auto tri = tri_in.contiguous(), ids = ids_in.contiguous();
+    ctx->save_for_backward({screen, attr, tri, ids});
+    const int64_t B = ids.size(0), H = ids.size(1), W = ids.size(2), N = screen.size(1), C = attr.size(2);
+    auto out = torch::zeros({B, C, H, W}, attr.options());
+    AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "InterpolateCPU", [&] {
+      const scalar_t* sp = screen.data_ptr<scalar_t>();
+      const scalar_t* ap = attr.data_ptr<scalar_t>();
+      const int64_t* tp = tri.data_ptr<int64_t>();
+      const int64_t* ip = ids.data_ptr<int64_t>();
+      scalar_t* op = out.data_ptr<scalar_t>();
+      const int64_t HW = H * W;
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * H, 8), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t row = r.begin(); row < r.end(); ++row) {
+          const int64_t b = row / H, y = row % H;
+          const scalar_t* s = sp + b * N * 2;
+          const scalar_t* a = ap + b * N * C;
+          for (int64_t x = 0; x < W; ++x) {
+            const int64_t f = ip[row * W + x];
+            if (f < 0) continue;
+            const int64_t v0 = tp[3 * f], v1 = tp[3 * f + 1], v2 = tp[3 * f + 2];
+            const scalar_t x0 = s[2 * v0], y0 = s[2 * v0 + 1], x1 = s[2 * v1], y1 = s[2 * v1 + 1], x2 = s[2 * v2],
+                           y2 = s[2 * v2 + 1];
+            scalar_t A = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
+            if (std::abs(A) < scalar_t(1e-12)) A = scalar_t(1e-12);
+            const scalar_t X = static_cast<scalar_t>(x), Y = static_cast<scalar_t>(y);
+            const scalar_t w0 = ((x1 - X) * (y2 - Y) - (y1 - Y) * (x2 - X)) / A;
+            const scalar_t w1 = ((x2 - X) * (y0 - Y) - (y2 - Y) * (x0 - X)) / A;
+            const scalar_t w2 = 1 - w0 - w1;
+            scalar_t* o = op + b * C * HW + y * W + x;
+            for (int64_t c = 0; c < C; ++c)
+              o[c * HW] = w0 * a[v0 * C + c] + w1 * a[v1 * C + c] + w2 * a[v2 * C + c];
+          }
+        }
+      });
+    });
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto screen = saved[0], attr = saved[1], tri = saved[2], ids = saved[3];
+    auto g = grads[0].contiguous();
+    const int64_t B = ids.size(0), H = ids.size(1), W = ids.size(2), N = screen.size(1), C = attr.size(2);
+    auto gs = torch::zeros_like(screen), ga = torch::zeros_like(attr);
+    AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "InterpolateCPUBackward", [&] {
+      const scalar_t* sp = screen.data_ptr<scalar_t>();
+      const scalar_t* ap = attr.data_ptr<scalar_t>();
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      const int64_t* tp = tri.data_ptr<int64_t>();
+      const int64_t* ip = ids.data_ptr<int64_t>();
+      scalar_t* gsp = gs.data_ptr<scalar_t>();
+      scalar_t* gap = ga.data_ptr<scalar_t>();
+      const int64_t HW = H * W;
+      // Parallel over images: pixels of one image scatter into shared vertices.
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t b = r.begin(); b < r.end(); ++b) {
+          const scalar_t* s = sp + b * N * 2;
+          const scalar_t* a = ap + b * N * C;
+          scalar_t* dgs = gsp + b * N * 2;
+          scalar_t* dga = gap + b * N * C;
+          for (int64_t y = 0; y < H; ++y)
+            for (int64_t x = 0; x < W; ++x) {
+              const int64_t f = ip[(b * H + y) * W + x];
+              if (f < 0) continue;
+              const int64_t v[3] = {tp[3 * f], tp[3 * f + 1], tp[3 * f + 2]};
+              const scalar_t x0 = s[2 * v[0]], y0 = s[2 * v[0] + 1], x1 = s[2 * v[1]], y1 = s[2 * v[1] + 1],
+                             x2 = s[2 * v[2]], y2 = s[2 * v[2] + 1];
+              scalar_t A = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
+              const bool guarded = std::abs(A) < scalar_t(1e-12);
+              if (guarded) A = scalar_t(1e-12);
+              const scalar_t X = static_cast<scalar_t>(x), Y = static_cast<scalar_t>(y);
+              const scalar_t e0 = (x1 - X) * (y2 - Y) - (y1 - Y) * (x2 - X);
+              const scalar_t e1 = (x2 - X) * (y0 - Y) - (y2 - Y) * (x0 - X);
+              const scalar_t w[3] = {e0 / A, e1 / A, 1 - e0 / A - e1 / A};
+              const scalar_t* go = gp + b * C * HW + y * W + x;
+              scalar_t gw[3] = {0, 0, 0};
+              for (int64_t c = 0; c < C; ++c) {
+                const scalar_t gc = go[c * HW];
+                for (int k = 0; k < 3; ++k) {
+                  dga[v[k] * C + c] += w[k] * gc;
+                  gw[k] += gc * a[v[k] * C + c];
+                }
+              }
+              if (guarded) continue;  // the guard is a constant: no gradient to the positions
+              // w0 = e0 / A, w1 = e1 / A, w2 = 1 - w0 - w1.
+              const scalar_t G0 = (gw[0] - gw[2]) / A, G1 = (gw[1] - gw[2]) / A;
+              const scalar_t GA = -(G0 * w[0] + G1 * w[1]);
+              // d e0: x1 -> (y2 - Y), y1 -> -(x2 - X), x2 -> -(y1 - Y), y2 -> (x1 - X)
+              // d e1: x2 -> (y0 - Y), y2 -> -(x0 - X), x0 -> -(y2 - Y), y0 -> (x2 - X)
+              // d A : x0 -> (y1 - y2), y0 -> (x2 - x1), x1 -> (y2 - y0), y1 -> -(x2 - x0),
+              //       x2 -> -(y1 - y0), y2 -> (x1 - x0)
+              dgs[2 * v[0]] += G1 * (-(y2 - Y)) + GA * (y1 - y2);
+              dgs[2 * v[0] + 1] += G1 * (x2 - X) + GA * (x2 - x1);
+              dgs[2 * v[1]] += G0 * (y2 - Y) + GA * (y2 - y0);
+              dgs[2 * v[1] + 1] += G0 * (-(x2 - X)) + GA * (-(x2 - x0));
+              dgs[2 * v[2]] += G0 * (-(y1 - Y)) + G1 * (y0 - Y) + GA * (-(y1 - y0));
+              dgs[2 * v[2] + 1] += G0 * (x1 - X) + G1 * (-(x0 - X)) + GA * (x1 - x0);
+            }
+        }
+      });
+    });
+    return {gs, ga, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor InterpolateCPU(const at::Tensor& triangles, const at::Tensor& triangle_id, const at::Tensor& screen,
+                          const at::Tensor& attributes) {
+  if (!UseCpuLoop(attributes) || !screen.is_cpu()) return at::Tensor();
+  return InterpolateFn::apply(screen.to(attributes.scalar_type()), attributes, triangles.to(at::kCPU),
+                              triangle_id.to(at::kCPU));
+}
 
 at::Tensor GatherRows(const at::Tensor& src, const at::Tensor& idx) { return GatherRowsFn::apply(src, idx); }
 

@@ -19,4 +19,12 @@ at::Tensor PutRows(const at::Tensor& values, const at::Tensor& idx, int64_t rows
 /// Differentiable in vertices.
 at::Tensor VertexNormalSum(const at::Tensor& vertices, const at::Tensor& triangles);
 
+/// Fused barycentric interpolation on the CPU (float/double): for every pixel
+/// with triangle_id >= 0, barycentrics of the pixel centre w.r.t. the projected
+/// triangle (screen [B, N, 2]) weight the attributes [B, N, C] of its vertices.
+/// Returns [B, C, H, W] (0 on background); differentiable in screen and
+/// attributes. Returns an undefined tensor when the inputs are not on the CPU.
+at::Tensor InterpolateCPU(const at::Tensor& triangles, const at::Tensor& triangle_id, const at::Tensor& screen,
+                          const at::Tensor& attributes);
+
 }  // namespace facebatch::render::kernels

@@ -70,6 +70,13 @@ at::Tensor InterpolateAttributes(const at::Tensor& triangles, const at::Tensor& 
           "screen must be [B, N, 2]");
   Require(attributes.dim() == 3 && attributes.size(0) == screen.size(0) && attributes.size(1) == screen.size(1), where,
           "attributes must be [B, N, C] with the B, N of screen");
+  if (auto fused = kernels::InterpolateCPU(triangles, triangle_id, screen, attributes); fused.defined())
+    return fused;
+  return InterpolateAttributesTorch(triangles, triangle_id, screen, attributes);
+}
+
+at::Tensor InterpolateAttributesTorch(const at::Tensor& triangles, const at::Tensor& triangle_id,
+                                      const at::Tensor& screen, const at::Tensor& attributes) {
   const int64_t B = triangle_id.size(0), H = triangle_id.size(1), W = triangle_id.size(2);
   const int64_t N = screen.size(1), C = attributes.size(2);
   const auto dev = attributes.device();
