@@ -300,7 +300,96 @@ class InterpolateFn : public torch::autograd::Function<InterpolateFn> {
   }
 };
 
+// ---- SH shading ----
+
+constexpr double kC0 = 0.282095, kC1 = 0.488603, kC2 = 1.092548, kC3 = 0.315392, kC4 = 0.546274;
+
+template <typename T>
+inline void SHBasis9(T x, T y, T z, T* Y) {
+  Y[0] = T(kC0);
+  Y[1] = T(kC1) * y;
+  Y[2] = T(kC1) * z;
+  Y[3] = T(kC1) * x;
+  Y[4] = T(kC2) * x * y;
+  Y[5] = T(kC2) * y * z;
+  Y[6] = T(kC3) * (3 * z * z - 1);
+  Y[7] = T(kC2) * x * z;
+  Y[8] = T(kC4) * (x * x - y * y);
+}
+
+class SHShadeFn : public torch::autograd::Function<SHShadeFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& n_in, const at::Tensor& L_in) {
+    auto n = n_in.contiguous(), L = L_in.contiguous();
+    ctx->save_for_backward({n, L});
+    const int64_t B = n.size(0), N = n.size(1);
+    auto out = torch::empty_like(n);
+    AT_DISPATCH_FLOATING_TYPES(n.scalar_type(), "SHShadingCPU", [&] {
+      const scalar_t* np = n.data_ptr<scalar_t>();
+      const scalar_t* lp = L.data_ptr<scalar_t>();
+      scalar_t* op = out.data_ptr<scalar_t>();
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * N, 8192), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t i = r.begin(); i < r.end(); ++i) {
+          const scalar_t* l = lp + (i / N) * 27;
+          scalar_t Y[9];
+          SHBasis9(np[3 * i], np[3 * i + 1], np[3 * i + 2], Y);
+          for (int c = 0; c < 3; ++c) {
+            scalar_t acc = 0;
+            for (int k = 0; k < 9; ++k) acc += l[9 * c + k] * Y[k];
+            op[3 * i + c] = acc;
+          }
+        }
+      });
+    });
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto n = saved[0], L = saved[1];
+    auto g = grads[0].contiguous();
+    const int64_t B = n.size(0), N = n.size(1);
+    auto gn = torch::empty_like(n), gL = torch::zeros_like(L);
+    AT_DISPATCH_FLOATING_TYPES(n.scalar_type(), "SHShadingCPUBackward", [&] {
+      const scalar_t* np = n.data_ptr<scalar_t>();
+      const scalar_t* lp = L.data_ptr<scalar_t>();
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      scalar_t* gnp = gn.data_ptr<scalar_t>();
+      scalar_t* glp = gL.data_ptr<scalar_t>();
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t b = r.begin(); b < r.end(); ++b) {
+          const scalar_t* l = lp + b * 27;
+          double acc[27] = {0};
+          for (int64_t v = 0; v < N; ++v) {
+            const int64_t i = b * N + v;
+            const scalar_t x = np[3 * i], y = np[3 * i + 1], z = np[3 * i + 2];
+            scalar_t Y[9];
+            SHBasis9(x, y, z, Y);
+            const scalar_t* gc = gp + 3 * i;
+            scalar_t h[9];
+            for (int k = 0; k < 9; ++k) {
+              h[k] = gc[0] * l[k] + gc[1] * l[9 + k] + gc[2] * l[18 + k];
+              for (int c = 0; c < 3; ++c) acc[9 * c + k] += gc[c] * Y[k];
+            }
+            const scalar_t c1 = scalar_t(kC1), c2 = scalar_t(kC2), c3 = scalar_t(kC3), c4 = scalar_t(kC4);
+            gnp[3 * i] = h[3] * c1 + h[4] * c2 * y + h[7] * c2 * z + h[8] * 2 * c4 * x;
+            gnp[3 * i + 1] = h[1] * c1 + h[4] * c2 * x + h[5] * c2 * z - h[8] * 2 * c4 * y;
+            gnp[3 * i + 2] = h[2] * c1 + h[5] * c2 * y + h[6] * 6 * c3 * z + h[7] * c2 * x;
+          }
+          for (int k = 0; k < 27; ++k) glp[b * 27 + k] = static_cast<scalar_t>(acc[k]);
+        }
+      });
+    });
+    return {gn, gL};
+  }
+};
+
 }  // namespace
+
+at::Tensor SHShadingCPU(const at::Tensor& normals, const at::Tensor& L) {
+  if (!UseCpuLoop(normals) || !L.is_cpu() || L.scalar_type() != normals.scalar_type()) return at::Tensor();
+  return SHShadeFn::apply(normals, L);
+}
 
 at::Tensor InterpolateCPU(const at::Tensor& triangles, const at::Tensor& triangle_id, const at::Tensor& screen,
                           const at::Tensor& attributes) {

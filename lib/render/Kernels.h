@@ -27,4 +27,9 @@ at::Tensor VertexNormalSum(const at::Tensor& vertices, const at::Tensor& triangl
 at::Tensor InterpolateCPU(const at::Tensor& triangles, const at::Tensor& triangle_id, const at::Tensor& screen,
                           const at::Tensor& attributes);
 
+/// Fused SH shading on the CPU (float/double): normals [B, N, 3], L [B, 27] ->
+/// [B, N, 3] (Lighting.h basis and layout); differentiable in both. Returns
+/// an undefined tensor when the inputs are not on the CPU.
+at::Tensor SHShadingCPU(const at::Tensor& normals, const at::Tensor& L);
+
 }  // namespace facebatch::render::kernels

@@ -328,6 +328,24 @@ TEST(Render, FusedCpuInterpolationMatchesTorchOps) {
   EXPECT_GT(grads[0][0].abs().sum().item<double>(), 1e-3);
 }
 
+TEST(Lighting, FusedCpuShadingMatchesTorchOps) {
+  torch::manual_seed(12);
+  auto n = torch::randn({2, 50, 3}, torch::kDouble);
+  n = n / n.norm(2, 2, true);
+  auto L = torch::randn({2, 27}, torch::kDouble);
+  auto w = torch::rand({2, 50, 3}, torch::kDouble);
+  std::vector<at::Tensor> out(2), gn(2), gL(2);
+  for (int k = 0; k < 2; ++k) {
+    auto nn = n.clone().requires_grad_(true), LL = L.clone().requires_grad_(true);
+    auto s = k == 0 ? SHShading(nn, LL) : SHShadingTorch(nn, LL);
+    (s * w).sum().backward();
+    out[k] = s.detach(), gn[k] = nn.grad(), gL[k] = LL.grad();
+  }
+  EXPECT_TRUE(torch::allclose(out[0], out[1], 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(gn[0], gn[1], 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(gL[0], gL[1], 1e-12, 1e-12));
+}
+
 TEST(Projection, ComposeDecomposeRoundTrip) {
   torch::manual_seed(1);
   auto angles = (torch::rand({5, 3}, torch::kDouble) - 0.5) * 2.0;
