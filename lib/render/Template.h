@@ -59,7 +59,7 @@ const char* CanonicalFaceObjText();
 FaceTemplate TemplateFromMesh(const TemplateMesh& mesh, int uv_rows, int uv_cols, const std::string& source);
 
 /// The default template at U x V (paper: 192 x 224), built from the committed
-/// converted MediaPipe canonical mesh (see README "Template").
+/// converted MediaPipe canonical mesh (see docs/render.md "Default template").
 FaceTemplate DefaultTemplate(int uv_rows, int uv_cols);
 
 }  // namespace facebatch::render

@@ -57,6 +57,9 @@ TEST(Template, PaperResolution) {
   std::cout << "[template] vertices at 192x224: " << n << ", triangles: " << topo.num_triangles()
             << ", mask fraction " << double(n) / (192 * 224) << ", raw mask asymmetry " << t.raw_mask_asymmetry
             << ", raw shape asymmetry (cm) " << t.raw_shape_asymmetry << "\n";
+  for (int r = 0; r < kNumRegions; ++r)
+    std::cout << "[template] region " << RegionName(r) << ": row0 " << topo.regions[r].row0 << " col0 "
+              << topo.regions[r].col0 << " rows " << topo.regions[r].rows << " cols " << topo.regions[r].cols << "\n";
   EXPECT_EQ(n, topo.mask.sum().item<int64_t>());
   // The face oval fills most of the UV square (paper: 39,111 of 43,008).
   EXPECT_GT(n, 28000);
