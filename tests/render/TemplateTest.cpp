@@ -194,3 +194,30 @@ TEST(Topology, NormalsAreAreaWeighted) {
 
 }  // namespace
 }  // namespace facebatch::render
+
+namespace facebatch::render {
+namespace {
+
+TEST(Template, AnySizeIncludingOddAndTiny) {
+  for (auto [U, V] : {std::pair{8, 8}, std::pair{16, 20}, std::pair{33, 47}, std::pair{97, 31}}) {
+    const auto t = DefaultTemplate(U, V);
+    const auto& topo = t.topology;
+    ASSERT_GT(topo.num_vertices(), 0) << U << "x" << V;
+    EXPECT_TRUE(topo.mask.equal(topo.mask.flip({1}))) << U << "x" << V;
+    ASSERT_TRUE((topo.flip >= 0).all().item<bool>());
+    EXPECT_TRUE(topo.flip.index_select(0, topo.flip).equal(torch::arange(topo.num_vertices())));
+    EXPECT_TRUE((topo.landmarks68 >= 0).all().item<bool>());
+    for (int r = 0; r < kNumRegions; ++r) {
+      EXPECT_LE(topo.regions[r].row0 + topo.regions[r].rows, U);
+      EXPECT_LE(topo.regions[r].col0 + topo.regions[r].cols, V);
+    }
+    auto n = VertexNormals(topo, VerticesFromUVMap(topo, t.mean_shape.unsqueeze(0)));
+    EXPECT_TRUE(torch::isfinite(n).all().item<bool>());
+    // Normals of the frontal face point mostly towards the camera.
+    EXPECT_GT(n[0].select(1, 2).mean().item<float>(), 0.5f);
+  }
+  EXPECT_THROW(DefaultTemplate(4, 64), UsageError);
+}
+
+}  // namespace
+}  // namespace facebatch::render
