@@ -1,6 +1,7 @@
 #include "core/Env.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #include <sched.h>
 #include <tbb/global_control.h>
 
@@ -62,6 +63,12 @@ void SetBlasSingleThreaded() {
   }
 }
 }  // namespace
+
+void EnsurePassiveOpenMP(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on with the active policy
+}
 
 void SetTorchThreadHook(void (*hook)(int)) { g_torch_hook = hook; }
 

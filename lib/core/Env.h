@@ -31,6 +31,14 @@ int AvailableCores();
 /// DESIGN.md). threads <= 0 means all available cores. Returns the count used.
 int ConfigureThreads(int threads);
 
+/// ATen's OpenMP threads spin while idle (OMP_WAIT_POLICY=ACTIVE behaviour of
+/// libgomp) and starve the TBB threads of the rasteriser and the I/O pipeline:
+/// measured 2.5x slower at 2 threads. libgomp reads the policy once, when it is
+/// loaded, so when the user has not set OMP_WAIT_POLICY this sets it to PASSIVE
+/// and re-executes the binary (/proc/self/exe) with the same arguments. Returns
+/// only when no re-exec was needed or it failed.
+void EnsurePassiveOpenMP(char** argv);
+
 /// Hook a torch-using module installs so that core stays free of torch.
 void SetTorchThreadHook(void (*hook)(int threads));
 

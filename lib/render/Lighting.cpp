@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/Error.h"
+#include "render/Kernels.h"
 
 namespace facebatch::render {
 
@@ -23,6 +24,11 @@ at::Tensor SHShading(const at::Tensor& normals, const at::Tensor& L) {
     throw Error("render::SHShading: normals must be [B, N, 3]");
   if (!L.defined() || L.dim() != 2 || L.size(1) != 27 || L.size(0) != normals.size(0))
     throw Error("render::SHShading: L must be [B, 27] with the B of the normals");
+  if (auto fused = kernels::SHShadingCPU(normals, L); fused.defined()) return fused;
+  return SHShadingTorch(normals, L);
+}
+
+at::Tensor SHShadingTorch(const at::Tensor& normals, const at::Tensor& L) {
   auto Y = SHBasis(normals);                       // [B, N, 9]
   auto Lc = L.view({L.size(0), 3, 9}).transpose(1, 2);  // [B, 9, 3]
   return torch::matmul(Y, Lc);

@@ -18,6 +18,8 @@ constexpr double kSHConstant0 = 0.282095;
 at::Tensor SHBasis(const at::Tensor& normals);
 /// Per-channel shading of unit normals [B, N, 3] (view frame) under L [B, 27] -> [B, N, 3].
 at::Tensor SHShading(const at::Tensor& normals, const at::Tensor& L);
+/// The same with torch ops only (non-CPU devices; CPU float/double uses a fused kernel).
+at::Tensor SHShadingTorch(const at::Tensor& normals, const at::Tensor& L);
 /// L [B, 27] for ambient `a` plus a directional term `d` along the unit view-frame
 /// direction `dir` (projected onto bands 0 and 1), same for all channels times `rgb`.
 at::Tensor SimpleLighting(int64_t batch, double ambient, double directional, double dir_x, double dir_y,

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/Error.h"
+#include "render/Kernels.h"
 #include "render/Lighting.h"
 #include "render/Projection.h"
 
@@ -53,12 +54,7 @@ void CheckInputs(const char* where, const at::Tensor& tri, const at::Tensor& S, 
 
 // Area-weighted normals for an arbitrary triangle list (Topology.h's VertexNormals uses this too).
 at::Tensor MeshNormals(const at::Tensor& tri, const at::Tensor& V) {
-  auto v0 = V.index_select(1, tri.select(1, 0));
-  auto v1 = V.index_select(1, tri.select(1, 1));
-  auto v2 = V.index_select(1, tri.select(1, 2));
-  auto fn = torch::cross(v1 - v0, v2 - v0, 2);
-  auto n = torch::zeros_like(V).index_add(1, tri.select(1, 0), fn).index_add(1, tri.select(1, 1), fn).index_add(
-      1, tri.select(1, 2), fn);
+  auto n = kernels::VertexNormalSum(V, tri);
   return n / (n * n).sum(2, true).clamp_min(1e-20).sqrt();
 }
 
@@ -74,18 +70,29 @@ at::Tensor InterpolateAttributes(const at::Tensor& triangles, const at::Tensor& 
           "screen must be [B, N, 2]");
   Require(attributes.dim() == 3 && attributes.size(0) == screen.size(0) && attributes.size(1) == screen.size(1), where,
           "attributes must be [B, N, C] with the B, N of screen");
+  if (auto fused = kernels::InterpolateCPU(triangles, triangle_id, screen, attributes); fused.defined())
+    return fused;
+  return InterpolateAttributesTorch(triangles, triangle_id, screen, attributes);
+}
+
+at::Tensor InterpolateAttributesTorch(const at::Tensor& triangles, const at::Tensor& triangle_id,
+                                      const at::Tensor& screen, const at::Tensor& attributes) {
   const int64_t B = triangle_id.size(0), H = triangle_id.size(1), W = triangle_id.size(2);
   const int64_t N = screen.size(1), C = attributes.size(2);
   const auto dev = attributes.device();
   auto ids = triangle_id.to(dev).reshape({-1});
   auto pix = torch::nonzero(ids >= 0).squeeze(1);  // [P] flat pixel index over B*H*W
-  auto out = torch::zeros({B * H * W, C}, attributes.options());
-  if (pix.numel() == 0) return out.view({B, H, W, C}).permute({0, 3, 1, 2});
+  at::Tensor out;
+  if (pix.numel() == 0) {
+    // Keep the graph connected (zero gradients) for an empty coverage.
+    out = attributes.sum() * 0 + torch::zeros({B * H * W, C}, attributes.options());
+    return out.view({B, H, W, C}).permute({0, 3, 1, 2});
+  }
   auto tri = triangles.to(dev);
   auto b = pix.div(H * W, "floor");
-  auto vid = tri.index_select(0, ids.index_select(0, pix)) + (b * N).unsqueeze(1);  // [P, 3] global vertex ids
+  auto vid = kernels::TakeRows(tri, ids.index_select(0, pix)) + (b * N).unsqueeze(1);  // [P, 3] global vertex ids
   auto flat_ids = vid.reshape({-1});
-  auto p = screen.reshape({B * N, 2}).index_select(0, flat_ids).view({-1, 3, 2}).to(attributes.scalar_type());
+  auto p = kernels::GatherRows(screen.reshape({B * N, 2}).to(attributes.scalar_type()), flat_ids).view({-1, 3, 2});
   auto x = pix.remainder(W).to(p.scalar_type());
   auto y = pix.div(W, "floor").remainder(H).to(p.scalar_type());
   auto px = p.select(2, 0), py = p.select(2, 1);  // [P, 3]
@@ -94,12 +101,14 @@ at::Tensor InterpolateAttributes(const at::Tensor& triangles, const at::Tensor& 
   auto area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
   // Guard (never hit for triangles the rasteriser drew, which have non-zero area).
   area = torch::where(area.abs() < 1e-12, torch::full_like(area, 1e-12), area);
-  auto w0 = ((x1 - x) * (y2 - y) - (y1 - y) * (x2 - x)) / area;
-  auto w1 = ((x2 - x) * (y0 - y) - (y2 - y) * (x0 - x)) / area;
+  auto inv = 1.0 / area;
+  auto w0 = ((x1 - x) * (y2 - y) - (y1 - y) * (x2 - x)) * inv;
+  auto w1 = ((x2 - x) * (y0 - y) - (y2 - y) * (x0 - x)) * inv;
   auto w2 = 1 - w0 - w1;
-  auto a = attributes.reshape({B * N, C}).index_select(0, flat_ids).view({-1, 3, C});
-  auto val = a.select(1, 0) * w0.unsqueeze(1) + a.select(1, 1) * w1.unsqueeze(1) + a.select(1, 2) * w2.unsqueeze(1);
-  out = out.index_put({pix}, val);
+  auto a = kernels::GatherRows(attributes.reshape({B * N, C}), flat_ids).view({-1, 3, C});
+  auto w = torch::stack({w0, w1, w2}, 1).unsqueeze(2);  // [P, 3, 1]
+  auto val = (a * w).sum(1);                            // [P, C]
+  out = kernels::PutRows(val, pix, B * H * W);
   return out.view({B, H, W, C}).permute({0, 3, 1, 2});
 }
 

@@ -49,6 +49,11 @@ RenderResult Render(const FaceTopology& topology, const at::Tensor& shape_vertic
 at::Tensor InterpolateAttributes(const at::Tensor& triangles, const at::Tensor& triangle_id,
                                  const at::Tensor& screen, const at::Tensor& attributes);
 
+/// The same with torch ops only (the path for non-CPU devices; CPU float/double
+/// uses a fused kernel). Exposed for tests.
+at::Tensor InterpolateAttributesTorch(const at::Tensor& triangles, const at::Tensor& triangle_id,
+                                      const at::Tensor& screen, const at::Tensor& attributes);
+
 struct UnwrapResult {
   at::Tensor vertex_color;  ///< [B, N, 3] image sampled (bilinear) at the projected vertices
   at::Tensor visibility;    ///< [B, N] bool: visible (z-buffer) and facing the camera

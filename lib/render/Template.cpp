@@ -225,7 +225,17 @@ FaceTemplate TemplateFromMesh(const TemplateMesh& mesh, int U, int V, const std:
   out.raw_shape_asymmetry =
       both.any().item<bool>() ? ((shape - mirrored).abs().amax(0).masked_select(both)).max().item<double>() : 0.0;
   auto mask = CleanMask(both);
-  shape = 0.5 * (shape + mirrored) * mask.unsqueeze(0).to(torch::kFloat);
+  auto mf = mask.to(torch::kFloat);
+  shape = 0.5 * (shape + mirrored) * mf.unsqueeze(0);
+  // The source has only 898 triangles: the piecewise-linear map shades with
+  // visible facets. Smooth it with a masked (normalised) Gaussian of sigma =
+  // 1% of V, which keeps the mask and the symmetry.
+  const double sigma = std::max(0.5, 0.01 * V);
+  auto weight = Blur(mf, sigma).clamp_min(1e-6);
+  std::vector<at::Tensor> ch;
+  for (int d = 0; d < 3; ++d) ch.push_back(Blur(shape[d], sigma) / weight);
+  shape = torch::stack(ch, 0) * mf.unsqueeze(0);
+  shape = 0.5 * (shape + shape.flip({2}) * sign) * mf.unsqueeze(0);
 
   out.landmarks68_uv = torch::zeros({68, 2});
   auto la = out.landmarks68_uv.accessor<float, 2>();

@@ -12,7 +12,10 @@
 // holes: eyes closed, lips closed), so the mask is the whole face oval.
 // DefaultTemplate enforces exact left-right symmetry of the mask and the mean
 // shape at any U x V (after measuring the residual asymmetry, which comes only
-// from rasterisation ties and float rounding).
+// from rasterisation ties and float rounding), and smooths the piecewise-linear
+// shape map with a masked Gaussian (sigma = 1% of V) to hide the facets of the
+// 898-triangle source. At 192 x 224: 32,148 vertices, 63,482 triangles.
+// The mean albedo is a designed skin-tone map (docs/render.md).
 #include <ATen/Tensor.h>
 
 #include <array>
@@ -59,7 +62,7 @@ const char* CanonicalFaceObjText();
 FaceTemplate TemplateFromMesh(const TemplateMesh& mesh, int uv_rows, int uv_cols, const std::string& source);
 
 /// The default template at U x V (paper: 192 x 224), built from the committed
-/// converted MediaPipe canonical mesh (see README "Template").
+/// converted MediaPipe canonical mesh (see docs/render.md "Default template").
 FaceTemplate DefaultTemplate(int uv_rows, int uv_cols);
 
 }  // namespace facebatch::render

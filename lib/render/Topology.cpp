@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/Error.h"
+#include "render/Kernels.h"
 
 namespace facebatch::render {
 
@@ -182,13 +183,7 @@ at::Tensor VertexNormals(const FaceTopology& topology, const at::Tensor& vertice
     throw Error("render::VertexNormals: vertices must be [B, N, 3] with N = " +
                 std::to_string(topology.num_vertices()));
   if (!vertices.is_floating_point()) throw Error("render::VertexNormals: vertices must be floating point");
-  auto tri = topology.triangles.to(vertices.device());
-  auto v0 = vertices.index_select(1, tri.select(1, 0));
-  auto v1 = vertices.index_select(1, tri.select(1, 1));
-  auto v2 = vertices.index_select(1, tri.select(1, 2));
-  auto fn = torch::cross(v1 - v0, v2 - v0, 2);  // [B, F, 3], |fn| = 2 * area
-  auto n = torch::zeros_like(vertices);
-  n = n.index_add(1, tri.select(1, 0), fn).index_add(1, tri.select(1, 1), fn).index_add(1, tri.select(1, 2), fn);
+  auto n = kernels::VertexNormalSum(vertices, topology.triangles);
   auto len = (n * n).sum(2, true).clamp_min(1e-20).sqrt();
   return n / len;
 }

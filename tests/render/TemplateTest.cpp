@@ -57,6 +57,9 @@ TEST(Template, PaperResolution) {
   std::cout << "[template] vertices at 192x224: " << n << ", triangles: " << topo.num_triangles()
             << ", mask fraction " << double(n) / (192 * 224) << ", raw mask asymmetry " << t.raw_mask_asymmetry
             << ", raw shape asymmetry (cm) " << t.raw_shape_asymmetry << "\n";
+  for (int r = 0; r < kNumRegions; ++r)
+    std::cout << "[template] region " << RegionName(r) << ": row0 " << topo.regions[r].row0 << " col0 "
+              << topo.regions[r].col0 << " rows " << topo.regions[r].rows << " cols " << topo.regions[r].cols << "\n";
   EXPECT_EQ(n, topo.mask.sum().item<int64_t>());
   // The face oval fills most of the UV square (paper: 39,111 of 43,008).
   EXPECT_GT(n, 28000);
@@ -187,6 +190,33 @@ TEST(Topology, NormalsAreAreaWeighted) {
   // Face normals: (0,0,9) and (1,0,0) -> normalised (1, 0, 9) / sqrt(82).
   EXPECT_NEAR(n[0].item<double>(), 1 / std::sqrt(82.0), 1e-12);
   EXPECT_NEAR(n[2].item<double>(), 9 / std::sqrt(82.0), 1e-12);
+}
+
+}  // namespace
+}  // namespace facebatch::render
+
+namespace facebatch::render {
+namespace {
+
+TEST(Template, AnySizeIncludingOddAndTiny) {
+  for (auto [U, V] : {std::pair{8, 8}, std::pair{16, 20}, std::pair{33, 47}, std::pair{97, 31}}) {
+    const auto t = DefaultTemplate(U, V);
+    const auto& topo = t.topology;
+    ASSERT_GT(topo.num_vertices(), 0) << U << "x" << V;
+    EXPECT_TRUE(topo.mask.equal(topo.mask.flip({1}))) << U << "x" << V;
+    ASSERT_TRUE((topo.flip >= 0).all().item<bool>());
+    EXPECT_TRUE(topo.flip.index_select(0, topo.flip).equal(torch::arange(topo.num_vertices())));
+    EXPECT_TRUE((topo.landmarks68 >= 0).all().item<bool>());
+    for (int r = 0; r < kNumRegions; ++r) {
+      EXPECT_LE(topo.regions[r].row0 + topo.regions[r].rows, U);
+      EXPECT_LE(topo.regions[r].col0 + topo.regions[r].cols, V);
+    }
+    auto n = VertexNormals(topo, VerticesFromUVMap(topo, t.mean_shape.unsqueeze(0)));
+    EXPECT_TRUE(torch::isfinite(n).all().item<bool>());
+    // Normals of the frontal face point mostly towards the camera.
+    EXPECT_GT(n[0].select(1, 2).mean().item<float>(), 0.5f);
+  }
+  EXPECT_THROW(DefaultTemplate(4, 64), UsageError);
 }
 
 }  // namespace

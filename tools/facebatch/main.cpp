@@ -3,14 +3,17 @@
 
 #include "Commands.h"
 #include "core/Cli.h"
+#include "core/Env.h"
 
 int main(int argc, char** argv) {
+  facebatch::env::EnsurePassiveOpenMP(argv);  // see Env.h: idle OpenMP threads must not spin
   using facebatch::cli::Command;
   static const std::vector<Command> table = {
       {"index", "read a corpus (300W-LP, AFLW2000-3D, CelebA, folder) into a manifest", &facebatch::tools::RunIndexCommand},
       {"shards", "print how a manifest splits into N shards", &facebatch::tools::RunShardsCommand},
       {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
+      {"render-template", "render the default face template to PNGs (poses x lights)", &facebatch::tools::RunRenderTemplateCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
