@@ -4,10 +4,12 @@
 // on a GPU machine without the rest of facebatch's dependencies):
 //
 //   T=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-//   g++ -O2 -std=c++17 -Ilib -I$T/include -I$T/include/torch/csrc/api/include \
+//   g++ -O2 -std=c++17 -DFMT_HEADER_ONLY -Ilib -I$T/include -I$T/include/torch/csrc/api/include \
 //     lib/model/ModelConfig.cpp lib/model/Networks.cpp bench/model_cuda/timing.cpp \
-//     -L$T/lib -Wl,--no-as-needed -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda -lfmt \
+//     -L$T/lib -Wl,--no-as-needed -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda \
 //     -Wl,-rpath,$T/lib -o model_cuda_timing && ./model_cuda_timing
+// (FMT_HEADER_ONLY: recent PyTorch wheels ship their own fmt headers, which
+// shadow the system fmt; header-only mode avoids a link against a different fmt.)
 //
 // Region boxes are the presets' fractional defaults (model init uses the
 // template's landmark boxes, which change parameter counts by < 3%).
