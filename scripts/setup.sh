@@ -29,7 +29,10 @@ fi
 
 BUILD_DIR=${FACEBATCH_BUILD_DIR:-build}
 JOBS=${FACEBATCH_JOBS:-$(nproc)}
-if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FACEBATCH_CMAKE_ARGS:-}
+# Configure every time (a few seconds): new modules under lib/ and tests/ are picked up.
+if [ -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S . -B "$BUILD_DIR" ${FACEBATCH_CMAKE_ARGS:-} >/dev/null
+else
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FACEBATCH_CMAKE_ARGS:-} >/dev/null
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS"

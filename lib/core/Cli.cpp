@@ -109,8 +109,8 @@ namespace {
 void PrintUsage(const std::vector<Command>& table) {
   std::printf("facebatch %s: fit a nonlinear 3D morphable face model to face corpora, in shards.\n\n", FACEBATCH_VERSION);
   std::printf("Usage: facebatch <command> [options]   (facebatch <command> --help for its options)\n\nCommands:\n");
-  for (const auto& c : table) std::printf("  %-10s %s\n", c.name, c.summary);
-  std::printf("  %-10s %s\n  %-10s %s\n", "help", "list the commands", "version", "print the version");
+  for (const auto& c : table) std::printf("  %-13s %s\n", c.name, c.summary);
+  std::printf("  %-13s %s\n  %-13s %s\n", "help", "list the commands", "version", "print the version");
 }
 }  // namespace
 

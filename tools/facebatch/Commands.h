@@ -2,5 +2,8 @@
 // One function per `facebatch` command: parse + validate the options struct,
 // then call the typed Run...(options) of lib/. The table is in main.cpp.
 namespace facebatch::tools {
+int RunIndexCommand(int argc, char** argv);
+int RunShardsCommand(int argc, char** argv);
+int RunMakeSamplesCommand(int argc, char** argv);
 int RunModelCommand(int argc, char** argv);
 }  // namespace facebatch::tools

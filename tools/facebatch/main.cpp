@@ -7,6 +7,9 @@
 int main(int argc, char** argv) {
   using facebatch::cli::Command;
   static const std::vector<Command> table = {
+      {"index", "read a corpus (300W-LP, AFLW2000-3D, CelebA, folder) into a manifest", &facebatch::tools::RunIndexCommand},
+      {"shards", "print how a manifest splits into N shards", &facebatch::tools::RunShardsCommand},
+      {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
