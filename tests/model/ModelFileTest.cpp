@@ -235,6 +235,27 @@ TEST_F(ModelFile, MismatchedFilesFailNamingTheTensor) {
   ExpectLoadError(t, "/template/mean_albedo: shape [3, 4, 4]");
 }
 
+TEST_F(ModelFile, TopologyIsRebuiltWhenOnlyMaskAndLandmarksAreStored) {
+  auto p = Copy("minimal.h5");
+  {
+    auto f = h5::File::OpenReadWrite(p);
+    auto tg = f.root().OpenGroup("template");
+    for (const char* name : {"vertex_of_pixel", "pixel_of_vertex", "vertex_uv", "triangles", "flip", "landmarks68"})
+      tg.Remove(name);
+    f.Close();
+  }
+  auto full = FaceModel::Load(path_);
+  auto minimal = FaceModel::Load(p);
+  const auto& a = full.face_template().topology;
+  const auto& b = minimal.face_template().topology;
+  ASSERT_TRUE(b.triangles.defined());
+  EXPECT_TRUE(torch::equal(a.triangles, b.triangles));
+  EXPECT_TRUE(torch::equal(a.vertex_of_pixel, b.vertex_of_pixel));
+  EXPECT_TRUE(torch::equal(a.landmarks68, b.landmarks68));
+  EXPECT_TRUE(torch::equal(a.flip, b.flip));
+  EXPECT_EQ(b.regions[3].rows, a.regions[3].rows);
+}
+
 TEST_F(ModelFile, ReadableByH5py) {
   if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
   auto r = std::system("/usr/bin/python3 -c 'import h5py' 2>/dev/null");
