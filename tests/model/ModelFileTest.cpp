@@ -93,6 +93,24 @@ TEST_F(ModelFile, RoundTripGivesIdenticalOutputs) {
   EXPECT_EQ(t1.source, t0.source);
 }
 
+TEST(FaceModelHandle, CopiesShareCloneIsIndependent) {
+  torch::NoGradGuard g;
+  auto c = TinyConfig();
+  auto a = TinyModel(c, 3);
+  a.provenance().training_steps = 5;
+  auto shared = a;
+  auto clone = a.Clone();
+  EXPECT_EQ(clone.WeightsHash(), a.WeightsHash());
+  EXPECT_EQ(clone.provenance().training_steps, 5);
+  a.parameters()[0].add_(1.0);
+  EXPECT_EQ(shared.WeightsHash(), a.WeightsHash());
+  EXPECT_NE(clone.WeightsHash(), a.WeightsHash());
+  a.eval();
+  clone.eval();
+  auto f = torch::randn({1, c.latent_shape});
+  EXPECT_TRUE(torch::equal(a.DecodeShape(f).value, clone.DecodeShape(f).value));  // decoder untouched by the edit
+}
+
 TEST_F(ModelFile, LayoutIsSelfDescribing) {
   auto f = h5::File::OpenRead(path_);
   auto root = f.root();
