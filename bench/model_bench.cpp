@@ -15,7 +15,7 @@
 
 #include "core/Env.h"
 #include "model/FaceModel.h"
-#include "model/SyntheticTemplate.h"
+#include "render/Template.h"
 
 namespace {
 using facebatch::model::FaceModel;
@@ -36,8 +36,8 @@ FaceModel& ModelFor(const std::string& preset) {
     } else {
       c = facebatch::model::Preset(preset);
     }
-    auto tmpl = facebatch::model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-    tmpl.topology.regions = c.regions;
+    auto tmpl = facebatch::render::DefaultTemplate(c.uv_rows, c.uv_cols);
+    c.regions = tmpl.topology.regions;  // as `model init` does
     it = cache.emplace(preset, FaceModel::Create(c, tmpl, 0)).first;
   }
   return it->second;

@@ -135,6 +135,25 @@ FaceModel FaceModel::Create(const ModelConfig& config, const render::FaceTemplat
   return FaceModel(impl);
 }
 
+FaceModel FaceModel::Clone() const {
+  const auto& m = *impl_;
+  FaceModel copy = Create(m.config, TemplateTo(m.face_template, torch::kCPU), 0);
+  {
+    torch::NoGradGuard g;
+    auto src = NamedTensors();
+    auto dst = copy.NamedTensors();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].second.copy_(src[i].second.to(torch::kCPU));
+  }
+  auto n = m.norm;
+  n.m_mean = n.m_mean.to(torch::kCPU).clone(), n.m_std = n.m_std.to(torch::kCPU).clone();
+  n.l_mean = n.l_mean.to(torch::kCPU).clone(), n.l_std = n.l_std.to(torch::kCPU).clone();
+  copy.impl_->norm = n;
+  copy.impl_->provenance = m.provenance;
+  copy.train(is_training());
+  copy.to(device());
+  return copy;
+}
+
 Encoding FaceModel::Encode(const at::Tensor& images) const {
   auto& m = *impl_;
   int S = m.config.image_size;

@@ -66,6 +66,8 @@ struct ParameterCounts {
   int64_t total() const { return encoder + shape_decoder + albedo_decoder; }
 };
 
+/// A shared handle, like torch modules: copies share weights and state; use
+/// Clone() for an independent deep copy.
 class FaceModel {
  public:
   /// An untrained model of `config` over `face_template` (its U x V must match
@@ -78,6 +80,8 @@ class FaceModel {
   static FaceModel Load(const std::string& path, c10::Device device = c10::Device(c10::kCPU));
   /// Writes the model file (atomically: a temporary file renamed into place).
   void Save(const std::string& path) const;
+  /// An independent deep copy (weights, buffers, normalisation, provenance, train/eval mode, device).
+  FaceModel Clone() const;
 
   Encoding Encode(const at::Tensor& images) const;
   DecodedMaps DecodeShape(const at::Tensor& f_shape) const;

@@ -12,6 +12,7 @@
 #include "facebatch/Version.h"
 #include "io/Hdf5.h"
 #include "model/FaceModelImpl.h"
+#include "render/Topology.h"
 
 namespace facebatch::model {
 namespace h5 = io::hdf5;
@@ -194,6 +195,12 @@ FaceModel FaceModel::Load(const std::string& path, c10::Device device) {
   t.topology.vertex_uv = opt("vertex_uv", h5::DType::kFloat32, {N, 2});
   t.topology.triangles = opt("triangles", h5::DType::kInt64, {-1, 3});
   t.topology.flip = opt("flip", h5::DType::kInt64, {N});
+  if ((!t.topology.triangles.defined() || !t.topology.vertex_of_pixel.defined()) && t.landmarks68_uv.defined()) {
+    // A file with only the mask and landmarks: rebuild the grid topology (render::BuildTopology).
+    auto regions_saved = t.topology.regions;
+    t.topology = render::BuildTopology(t.topology.mask, t.landmarks68_uv);
+    t.topology.regions = regions_saved;
+  }
 
   FaceModel model = [&] {
     try {

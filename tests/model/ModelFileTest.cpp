@@ -93,6 +93,24 @@ TEST_F(ModelFile, RoundTripGivesIdenticalOutputs) {
   EXPECT_EQ(t1.source, t0.source);
 }
 
+TEST(FaceModelHandle, CopiesShareCloneIsIndependent) {
+  torch::NoGradGuard g;
+  auto c = TinyConfig();
+  auto a = TinyModel(c, 3);
+  a.provenance().training_steps = 5;
+  auto shared = a;
+  auto clone = a.Clone();
+  EXPECT_EQ(clone.WeightsHash(), a.WeightsHash());
+  EXPECT_EQ(clone.provenance().training_steps, 5);
+  a.parameters()[0].add_(1.0);
+  EXPECT_EQ(shared.WeightsHash(), a.WeightsHash());
+  EXPECT_NE(clone.WeightsHash(), a.WeightsHash());
+  a.eval();
+  clone.eval();
+  auto f = torch::randn({1, c.latent_shape});
+  EXPECT_TRUE(torch::equal(a.DecodeShape(f).value, clone.DecodeShape(f).value));  // decoder untouched by the edit
+}
+
 TEST_F(ModelFile, LayoutIsSelfDescribing) {
   auto f = h5::File::OpenRead(path_);
   auto root = f.root();
@@ -233,6 +251,27 @@ TEST_F(ModelFile, MismatchedFilesFailNamingTheTensor) {
     f.Close();
   }
   ExpectLoadError(t, "/template/mean_albedo: shape [3, 4, 4]");
+}
+
+TEST_F(ModelFile, TopologyIsRebuiltWhenOnlyMaskAndLandmarksAreStored) {
+  auto p = Copy("minimal.h5");
+  {
+    auto f = h5::File::OpenReadWrite(p);
+    auto tg = f.root().OpenGroup("template");
+    for (const char* name : {"vertex_of_pixel", "pixel_of_vertex", "vertex_uv", "triangles", "flip", "landmarks68"})
+      tg.Remove(name);
+    f.Close();
+  }
+  auto full = FaceModel::Load(path_);
+  auto minimal = FaceModel::Load(p);
+  const auto& a = full.face_template().topology;
+  const auto& b = minimal.face_template().topology;
+  ASSERT_TRUE(b.triangles.defined());
+  EXPECT_TRUE(torch::equal(a.triangles, b.triangles));
+  EXPECT_TRUE(torch::equal(a.vertex_of_pixel, b.vertex_of_pixel));
+  EXPECT_TRUE(torch::equal(a.landmarks68, b.landmarks68));
+  EXPECT_TRUE(torch::equal(a.flip, b.flip));
+  EXPECT_EQ(b.regions[3].rows, a.regions[3].rows);
 }
 
 TEST_F(ModelFile, ReadableByH5py) {
