@@ -10,7 +10,8 @@ function(facebatch_module)
   target_include_directories(${_t} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/lib>
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/facebatch>)
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/facebatch>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   foreach(_d ${M_DEPS})
     target_link_libraries(${_t} PUBLIC facebatch_${_d})
   endforeach()
