@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
       {"shards", "print how a manifest splits into N shards", &facebatch::tools::RunShardsCommand},
       {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
+      {"train", "train a face model with the paper's objective (pre-training, proxies, residuals)", &facebatch::tools::RunTrainCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
