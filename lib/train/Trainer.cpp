@@ -106,8 +106,9 @@ std::map<std::string, double> Accumulate(const std::vector<std::map<std::string,
 }  // namespace
 
 void PretrainWeights::Check() const {
-  for (auto [name, v] : {std::pair<const char*, double>{"projection", projection}, {"lighting", lighting},
-                         {"shape", shape}, {"albedo", albedo}})
+  const std::initializer_list<std::pair<const char*, double>> weights = {
+      {"projection", projection}, {"lighting", lighting}, {"shape", shape}, {"albedo", albedo}};
+  for (const auto& [name, v] : weights)
     if (!(v >= 0) || !std::isfinite(v))
       throw UsageError(std::string("--pretrain.") + name + " must be a finite weight >= 0");
 }

@@ -6,13 +6,17 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
+#include <sstream>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "TestSupport.h"
 #include "core/Error.h"
+#include "fit/Losses.h"
 #include "io/Crop.h"
 #include "io/Hdf5.h"
 #include "io/Manifest.h"
