@@ -28,5 +28,21 @@ TEST(TrainCli, UsageErrorsAndMissingFiles) {
   EXPECT_NE(r.output.find("missing.jsonl"), std::string::npos) << r.output;
 }
 
+TEST(TrainCli, CommittedPipelinesParse) {
+  // Every option and [section] of the committed INI files is known (a bad key
+  // would be a usage error, exit 2); the run then fails on the missing manifest.
+  testing::TempDir dir;
+  const std::string root = FACEBATCH_SAMPLES "/../pipelines/";
+  auto r = RunCli({"train", "--config", root + "train-demo.ini", "--manifest", (dir / "none.jsonl").string(),
+                   "--preset", "demo", "--out", (dir / "o").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("none.jsonl"), std::string::npos) << r.output;
+  for (const char* f : {"train-paper-300wlp.ini", "train-paper-celeba.ini"}) {
+    r = RunCli({"train", "--config", root + f, "--manifest", (dir / "none.jsonl").string(), "--preset", "paper",
+                "--out", (dir / "o").string(), "--device", "cpu"});
+    EXPECT_EQ(r.exit_code, 1) << f << "\n" << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace facebatch

@@ -300,6 +300,15 @@ TEST(TrainObjective, TermsOfEachPhaseAndAblation) {
   EXPECT_EQ(t.Find("rec_proxy-proxy"), nullptr);
   EXPECT_EQ(t.Find("residual_shape"), nullptr);
   EXPECT_NE(t.Find("albedo_symmetry"), nullptr);
+
+  // Linear kind: the same reconstruction; only the encoder has parameters.
+  config = TinyConfig(c.tmpl);
+  config.kind = model::ModelKind::kLinear;
+  auto lin = model::FaceModel::Create(config, c.tmpl, 5);
+  EXPECT_EQ(lin.parameters().size(), lin.encoder_parameters().size());
+  auto tl = ComputeObjective(lin, batch, Phase::kFull, o);
+  EXPECT_NE(tl.Find("rec_true-true"), nullptr);
+  EXPECT_EQ(tl.Find("residual_albedo"), nullptr);
 }
 
 TEST(TrainRun, PretrainingLowersTheSupervisedLosses) {
