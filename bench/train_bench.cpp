@@ -50,7 +50,7 @@ void TrainStep(benchmark::State& state, train::Phase phase) {
 
 void TrainStepPretrainDemo(benchmark::State& s) { TrainStep(s, train::Phase::kPretrain); }
 void TrainStepFullDemo(benchmark::State& s) { TrainStep(s, train::Phase::kFull); }
-BENCHMARK(TrainStepPretrainDemo)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(TrainStepFullDemo)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(TrainStepPretrainDemo)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(15.0)->UseRealTime();
+BENCHMARK(TrainStepFullDemo)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(15.0)->UseRealTime();
 
 }  // namespace
