@@ -7,4 +7,5 @@ int RunShardsCommand(int argc, char** argv);
 int RunMakeSamplesCommand(int argc, char** argv);
 int RunModelCommand(int argc, char** argv);
 int RunRenderTemplateCommand(int argc, char** argv);
+int RunTrainCommand(int argc, char** argv);
 }  // namespace facebatch::tools

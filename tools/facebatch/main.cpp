@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
       {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
       {"render-template", "render the default face template to PNGs (poses x lights)", &facebatch::tools::RunRenderTemplateCommand},
+      {"train", "train a face model with the paper's objective (pre-training, proxies, residuals)", &facebatch::tools::RunTrainCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }

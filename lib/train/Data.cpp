@@ -1,0 +1,273 @@
+#include "train/Data.h"
+
+#include <hdf5.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/Error.h"
+#include "core/Log.h"
+#include "io/Hdf5.h"
+#include "io/Image.h"
+
+namespace facebatch::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+at::Tensor ToTensor(const io::hdf5::Array& a, const std::string& path, const std::string& name,
+                    std::vector<int64_t> expect) {
+  if (a.dims.size() != expect.size()) throw InputError(path, name + ": expected " + std::to_string(expect.size()) + " dims");
+  for (size_t i = 0; i < expect.size(); ++i)
+    if (expect[i] >= 0 && a.dims[i] != expect[i])
+      throw InputError(path, name + ": dimension " + std::to_string(i) + " is " + std::to_string(a.dims[i]) +
+                                 ", expected " + std::to_string(expect[i]));
+  if (a.dtype == io::hdf5::DType::kFloat32)
+    return torch::from_blob(const_cast<float*>(a.data<float>()), a.dims, torch::kFloat).clone();
+  if (a.dtype == io::hdf5::DType::kFloat64)
+    return torch::from_blob(const_cast<double*>(a.data<double>()), a.dims, torch::kDouble).to(torch::kFloat);
+  throw InputError(path, name + ": expected float32, got " + io::hdf5::DTypeName(a.dtype));
+}
+
+// Reads a 1-D dataset of variable-length strings with the HDF5 C API (the
+// io::hdf5 wrapper reads numbers only).
+std::vector<std::string> ReadStringDataset(const std::string& path, const std::string& name) {
+  std::vector<std::string> out;
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) throw InputError(path, "cannot open");
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) {
+    H5Fclose(file);
+    throw InputError(path, name + ": missing dataset");
+  }
+  hid_t space = H5Dget_space(ds);
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  std::vector<char*> buf(static_cast<size_t>(std::max<hssize_t>(n, 0)), nullptr);
+  herr_t rc = n > 0 ? H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) : 0;
+  if (rc >= 0) {
+    for (char* s : buf) out.emplace_back(s ? s : "");
+    if (n > 0) H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf.data());
+  }
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Dclose(ds);
+  H5Fclose(file);
+  if (rc < 0) throw InputError(path, name + ": not a dataset of variable-length strings");
+  return out;
+}
+
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+int64_t GroundTruth::Row(const std::string& id) const {
+  auto it = row_of_id.find(id);
+  return it == row_of_id.end() ? -1 : it->second;
+}
+
+GroundTruth ReadGroundTruth(const std::string& path) {
+  auto file = io::hdf5::File::OpenRead(path);
+  auto root = file.root();
+  if (!root.HasAttribute("format") || root.GetStringAttribute("format") != kGroundTruthFormat)
+    throw InputError(path, std::string("not a facebatch ground-truth file (attribute format is not '") +
+                               kGroundTruthFormat + "')");
+  const int64_t version = root.GetIntAttribute("version");
+  if (version != kGroundTruthVersion)
+    throw InputError(path, "ground-truth version " + std::to_string(version) + " is not supported (this build reads " +
+                               std::to_string(kGroundTruthVersion) + ")");
+  GroundTruth gt;
+  gt.path = path;
+  gt.uv_rows = static_cast<int>(root.GetIntAttribute("uv_rows"));
+  gt.uv_cols = static_cast<int>(root.GetIntAttribute("uv_cols"));
+  if (root.HasDataset("ids")) {
+    gt.ids = ReadStringDataset(path, "ids");
+  } else if (root.HasAttribute("ids_json")) {
+    try {
+      gt.ids = nlohmann::json::parse(root.GetStringAttribute("ids_json")).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, std::string("ids_json: ") + e.what());
+    }
+  } else {
+    throw InputError(path, "neither an ids dataset nor an ids_json attribute");
+  }
+  const int64_t n = static_cast<int64_t>(gt.ids.size());
+  const int64_t U = gt.uv_rows, V = gt.uv_cols;
+  gt.shape_uv = ToTensor(root.ReadDataset("shape_uv"), path, "shape_uv", {n, 3, U, V});
+  gt.albedo_uv = ToTensor(root.ReadDataset("albedo_uv"), path, "albedo_uv", {n, 3, U, V});
+  gt.M = ToTensor(root.ReadDataset("M"), path, "M", {n, 2, 4});
+  gt.L = ToTensor(root.ReadDataset("L"), path, "L", {n, 27});
+  for (int64_t i = 0; i < n; ++i) gt.row_of_id[gt.ids[static_cast<size_t>(i)]] = i;
+  return gt;
+}
+
+at::Tensor ProjectionToCrop(const at::Tensor& M, const cv::Matx23d& T) {
+  auto A = torch::tensor({T(0, 0), T(0, 1), T(1, 0), T(1, 1)}, torch::kDouble).view({2, 2});
+  auto out = torch::matmul(A, M.to(torch::kDouble));
+  out.index_put_({0, 3}, out.index({0, 3}) + T(0, 2));
+  out.index_put_({1, 3}, out.index({1, 3}) + T(1, 2));
+  return out.to(M.scalar_type());
+}
+
+Dataset::Dataset(const io::Manifest& manifest, std::vector<io::Item> items, int uv_rows, int uv_cols,
+                 bool use_ground_truth, int image_size)
+    : root_(manifest.header.root), uv_rows_(uv_rows), uv_cols_(uv_cols), image_size_(image_size) {
+  io::LandmarkConvention conv = io::LandmarkConvention::kNone;
+  for (auto& item : items) {
+    if (!item.ok() || item.landmarks.empty()) continue;
+    if (conv == io::LandmarkConvention::kNone) conv = item.landmarks.convention;
+    if (item.landmarks.convention != conv)
+      throw UsageError("train: the manifest mixes landmark conventions (" + std::string(io::ToString(conv)) +
+                       " and " + io::ToString(item.landmarks.convention) + "); use one corpus per manifest");
+    items_.push_back(std::move(item));
+  }
+  landmark_count_ = conv == io::LandmarkConvention::kFive ? 5 : 68;
+  const std::string gt_path = (fs::path(root_) / kGroundTruthFileName).string();
+  if (use_ground_truth && fs::exists(gt_path)) {
+    gt_ = std::make_shared<GroundTruth>(ReadGroundTruth(gt_path));
+    if (gt_->uv_rows != uv_rows || gt_->uv_cols != uv_cols)
+      throw InputError(gt_path, "ground-truth UV size " + std::to_string(gt_->uv_rows) + "x" +
+                                    std::to_string(gt_->uv_cols) + " differs from the model's " +
+                                    std::to_string(uv_rows) + "x" + std::to_string(uv_cols));
+  }
+}
+
+Sample Dataset::Load(int64_t i) const {
+  const io::Item& item = items_.at(static_cast<size_t>(i));
+  Sample s;
+  s.id = item.id;
+  cv::Mat bgr = io::LoadImageBgr((fs::path(root_) / item.image).string());
+  io::Crop crop = io::CropFace(bgr, item.landmarks, image_size_);
+  cv::Mat rgb = io::BgrToRgbFloat(crop.image);
+  if (!rgb.isContinuous()) rgb = rgb.clone();
+  s.image = torch::from_blob(rgb.data, {image_size_, image_size_, 3}, torch::kFloat).permute({2, 0, 1}).clone();
+  std::vector<float> pts;
+  for (const auto& p : crop.landmarks.points) pts.push_back(static_cast<float>(p.x)), pts.push_back(static_cast<float>(p.y));
+  s.landmarks = torch::tensor(pts).view({-1, 2});
+  const int64_t row = gt_ ? gt_->Row(item.id) : -1;
+  s.has_ground_truth = row >= 0;
+  if (row >= 0) {
+    s.shape_uv = gt_->shape_uv[row];
+    s.albedo_uv = gt_->albedo_uv[row];
+    s.M = ProjectionToCrop(gt_->M[row], crop.original_to_crop);
+    s.L = gt_->L[row];
+  } else {
+    s.shape_uv = torch::zeros({3, uv_rows_, uv_cols_});
+    s.albedo_uv = torch::zeros({3, uv_rows_, uv_cols_});
+    s.M = torch::zeros({2, 4});
+    s.L = torch::zeros({27});
+  }
+  return s;
+}
+
+Batch Collate(const std::vector<Sample>& samples, int64_t step) {
+  Batch b;
+  b.step = step;
+  std::vector<at::Tensor> im, lm, su, au, m, l;
+  std::vector<float> has;
+  for (const auto& s : samples) {
+    b.ids.push_back(s.id);
+    im.push_back(s.image), lm.push_back(s.landmarks), su.push_back(s.shape_uv), au.push_back(s.albedo_uv);
+    m.push_back(s.M), l.push_back(s.L), has.push_back(s.has_ground_truth ? 1.f : 0.f);
+  }
+  b.images = torch::stack(im), b.landmarks = torch::stack(lm), b.shape_uv = torch::stack(su);
+  b.albedo_uv = torch::stack(au), b.M = torch::stack(m), b.L = torch::stack(l);
+  b.has_ground_truth = torch::tensor(has);
+  return b;
+}
+
+std::vector<int64_t> EpochPermutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
+  uint64_t state = seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(epoch) * 0x9e3779b97f4a7c15ull + 1;
+  for (int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(SplitMix64(state) % static_cast<uint64_t>(i + 1));
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
+  }
+  return perm;
+}
+
+BatchStream::BatchStream(const Dataset& dataset, int64_t batch_size, uint64_t seed, int64_t start_step, int threads,
+                         int prefetch)
+    : dataset_(dataset), batch_size_(batch_size), seed_(seed), prefetch_(std::max(1, prefetch)),
+      next_to_load_(start_step), next_to_return_(start_step) {
+  if (dataset.size() == 0) throw UsageError("train: no usable items (status ok with landmarks) in the manifest");
+  for (int t = 0; t < std::max(1, threads); ++t) workers_.emplace_back([this] { Worker(); });
+}
+
+BatchStream::~BatchStream() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+std::vector<int64_t> BatchStream::Indices(int64_t step) const {
+  std::vector<int64_t> out;
+  const int64_t n = dataset_.size();
+  int64_t cached_epoch = -1;
+  std::vector<int64_t> perm;
+  for (int64_t k = 0; k < batch_size_; ++k) {
+    const int64_t p = step * batch_size_ + k;
+    if (p / n != cached_epoch) cached_epoch = p / n, perm = EpochPermutation(n, seed_, cached_epoch);
+    out.push_back(perm[static_cast<size_t>(p % n)]);
+  }
+  return out;
+}
+
+void BatchStream::Worker() {
+  for (;;) {
+    int64_t step;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || next_to_load_ < next_to_return_ + prefetch_; });
+      if (stop_) return;
+      step = next_to_load_++;
+    }
+    try {
+      std::vector<Sample> samples;
+      std::string last_error;
+      for (int64_t i : Indices(step)) {
+        try {
+          samples.push_back(dataset_.Load(i));
+        } catch (const std::exception& e) {  // one bad item: skipped with a warning, the run goes on
+          last_error = e.what();
+          log::Warn("train: skipping item {}: {}", dataset_.item(i).id, last_error);
+        }
+      }
+      if (samples.empty()) throw Error("every item of the batch of step " + std::to_string(step) + " failed; last: " + last_error);
+      Batch b = Collate(samples, step);
+      std::lock_guard<std::mutex> lock(mutex_);
+      ready_.emplace(step, std::move(b));
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error_.empty()) error_ = e.what();
+    }
+    cv_.notify_all();
+  }
+}
+
+Batch BatchStream::Next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [&] { return !error_.empty() || ready_.count(next_to_return_) > 0; });
+  if (!error_.empty()) throw Error("train: loading a batch failed: " + error_);
+  Batch b = std::move(ready_.at(next_to_return_));
+  ready_.erase(next_to_return_);
+  ++next_to_return_;
+  lock.unlock();
+  cv_.notify_all();
+  return b;
+}
+
+}  // namespace facebatch::train

@@ -1,0 +1,426 @@
+// facebatch train: data pipeline (crops, ground truth, deterministic order),
+// the objective of both phases, short runs that lower the losses, exact
+// resume, validation and the CSV/PNG outputs. A tiny synthetic corpus is
+// rendered here with lib/render from the default template (seeded), with a
+// ground-truth file written by hand to the contract of schemas/ground_truth.md.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "TestSupport.h"
+#include "core/Error.h"
+#include "fit/Losses.h"
+#include "io/Crop.h"
+#include "io/Hdf5.h"
+#include "io/Manifest.h"
+#include "model/FaceModel.h"
+#include "render/Render.h"
+#include "render/Template.h"
+#include "train/Data.h"
+#include "train/Trainer.h"
+
+namespace facebatch::train {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int kU = 40, kV = 48, kImage = 64, kOriginal = 96, kItems = 10;
+
+model::ModelConfig TinyConfig(const render::FaceTemplate& t) {
+  model::ModelConfig c;
+  c.preset = "test";
+  c.uv_rows = kU, c.uv_cols = kV;
+  c.latent_shape = 12, c.latent_albedo = 10;
+  c.image_size = kImage;
+  c.encoder_channels = {4, 8, 8};
+  c.global_channels = {12, 8, 8, 6};
+  c.local_channels = {8, 6, 6, 4};
+  c.fusion_channels = 8;
+  c.regions = t.topology.regions;
+  return c;
+}
+
+std::vector<float> ToVector(const at::Tensor& t) {
+  auto c = t.contiguous().to(torch::kFloat);
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+// A rendered synthetic corpus: images (96 x 96, face not centred, gradient
+// background), a manifest of 68 projected landmarks, the ground-truth file.
+struct Corpus {
+  testing::TempDir dir;
+  std::string manifest, model;
+  render::FaceTemplate tmpl;
+  at::Tensor gt_M, gt_landmarks;  // original image coordinates
+};
+
+Corpus& SharedCorpus() {
+  static Corpus* corpus = [] {
+    auto* c = new Corpus;
+    c->tmpl = render::DefaultTemplate(kU, kV);
+    const auto& topo = c->tmpl.topology;
+    torch::manual_seed(11);
+    const auto norm = model::DefaultNormalisation(c->tmpl, kOriginal);
+    std::vector<at::Tensor> shapes, albedos, Ms, Ls, lms;
+    io::Manifest manifest;
+    manifest.header.corpus = "folder";
+    manifest.header.root = c->dir.path().string();
+    for (int i = 0; i < kItems; ++i) {
+      auto shape = c->tmpl.mean_shape * (1 + 0.08 * torch::randn({3, 1, 1}));
+      auto albedo = (c->tmpl.mean_albedo * (0.7 + 0.6 * torch::rand({3, 1, 1}))).clamp(0, 1);
+      auto M = norm.m_mean.view({2, 4}).clone();
+      const double s = 0.9 + 0.2 * torch::rand({1}).item<double>();
+      M.slice(1, 0, 3) *= s;
+      M.select(1, 3) += torch::randn({2}) * 4;
+      auto L = norm.l_mean + 0.3 * torch::randn({27});
+      auto V = render::VerticesFromUVMap(topo, shape.unsqueeze(0));
+      auto r = render::Render(topo, V, render::VerticesFromUVMap(topo, albedo.unsqueeze(0)), M.unsqueeze(0),
+                              L.unsqueeze(0), kOriginal, kOriginal);
+      auto xs = torch::linspace(0, 1, kOriginal);
+      auto bg = torch::stack({xs.view({1, -1}).expand({kOriginal, kOriginal}), 0.3 * torch::ones({kOriginal, kOriginal}),
+                              xs.view({-1, 1}).expand({kOriginal, kOriginal})})
+                    .unsqueeze(0);
+      auto img = (r.image * r.mask + bg * (1 - r.mask)).clamp(0, 1)[0];  // [3, H, W] RGB
+      auto bgr = (img.flip(0).permute({1, 2, 0}) * 255).round().to(torch::kUInt8).contiguous();
+      cv::Mat mat(kOriginal, kOriginal, CV_8UC3, bgr.data_ptr());
+      const std::string name = "img_" + std::to_string(i) + ".png";
+      cv::imwrite((c->dir.path() / name).string(), mat);
+      auto lm = fit::ProjectPoints(M.unsqueeze(0), V.index_select(1, topo.landmarks68))[0];  // [68, 2]
+      io::Item item;
+      item.id = "folder/img_" + std::to_string(i);
+      item.image = name;
+      item.width = item.height = kOriginal;
+      item.corpus = "folder";
+      item.landmarks.convention = io::LandmarkConvention::kIbug68;
+      for (int k = 0; k < 68; ++k) item.landmarks.points.push_back({lm[k][0].item<double>(), lm[k][1].item<double>()});
+      manifest.items.push_back(item);
+      shapes.push_back(shape), albedos.push_back(albedo), Ms.push_back(M), Ls.push_back(L), lms.push_back(lm);
+    }
+    c->manifest = (c->dir.path() / "manifest.jsonl").string();
+    io::WriteManifest(c->manifest, manifest);
+    // Ground truth, by hand, to the contract (ids as the ids_json attribute).
+    c->gt_M = torch::stack(Ms), c->gt_landmarks = torch::stack(lms);
+    auto file = io::hdf5::File::Create((c->dir.path() / kGroundTruthFileName).string());
+    auto root = file.root();
+    root.SetAttribute("format", std::string(kGroundTruthFormat));
+    root.SetAttribute("version", int64_t{1});
+    root.SetAttribute("corpus", std::string("folder"));
+    root.SetAttribute("generator", std::string("TrainTest"));
+    root.SetAttribute("seed", int64_t{11});
+    root.SetAttribute("uv_rows", int64_t{kU});
+    root.SetAttribute("uv_cols", int64_t{kV});
+    nlohmann::json ids = nlohmann::json::array();
+    for (const auto& item : manifest.items) ids.push_back(item.id);
+    root.SetAttribute("ids_json", ids.dump());
+    const int64_t n = kItems;
+    root.WriteDataset("shape_uv", io::hdf5::MakeArray(ToVector(torch::stack(shapes)), {n, 3, kU, kV}));
+    root.WriteDataset("albedo_uv", io::hdf5::MakeArray(ToVector(torch::stack(albedos)), {n, 3, kU, kV}));
+    root.WriteDataset("M", io::hdf5::MakeArray(ToVector(c->gt_M), {n, 2, 4}));
+    root.WriteDataset("L", io::hdf5::MakeArray(ToVector(torch::stack(Ls)), {n, 27}));
+    root.WriteDataset("landmarks", io::hdf5::MakeArray(ToVector(c->gt_landmarks), {n, 68, 2}));
+    file.Close();
+    // The tiny untrained model every run starts from.
+    auto m = model::FaceModel::Create(TinyConfig(c->tmpl), c->tmpl, 5);
+    c->model = (c->dir.path() / "init.h5").string();
+    m.Save(c->model);
+    return c;
+  }();
+  return *corpus;
+}
+
+TrainOptions BaseOptions(const std::string& out) {
+  auto& c = SharedCorpus();
+  TrainOptions o;
+  o.manifest = c.manifest;
+  o.model_in = c.model;
+  o.out = out;
+  o.batch = 4;
+  o.lr = 0.005;
+  o.lr_schedule = "constant";
+  o.threads = 2;
+  o.loader_threads = 2;
+  o.val_fraction = 0.2;
+  o.val_every = 4;
+  o.checkpoint_every = 4;
+  o.log_every = 100;
+  o.seed = 3;
+  return o;
+}
+
+struct Csv {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  double Get(size_t row, const std::string& col) const {
+    auto it = std::find(header.begin(), header.end(), col);
+    EXPECT_NE(it, header.end()) << col;
+    const auto& v = rows.at(row).at(static_cast<size_t>(it - header.begin()));
+    return v.empty() ? std::nan("") : std::stod(v);
+  }
+  // Mean of a column over rows [a, b).
+  double Mean(size_t a, size_t b, const std::string& col) const {
+    double s = 0;
+    for (size_t r = a; r < b; ++r) s += Get(r, col);
+    return s / static_cast<double>(b - a);
+  }
+};
+
+Csv ReadCsv(const fs::path& path) {
+  Csv csv;
+  std::ifstream in(path);
+  std::string line;
+  bool first = true;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.push_back("");
+    (first ? csv.header : (csv.rows.emplace_back(), csv.rows.back())) = cells;
+    first = false;
+  }
+  return csv;
+}
+
+TEST(TrainData, GroundTruthIsReadAndTransformedIntoTheCrop) {
+  auto& c = SharedCorpus();
+  auto gt = ReadGroundTruth((c.dir.path() / kGroundTruthFileName).string());
+  ASSERT_EQ(gt.ids.size(), static_cast<size_t>(kItems));
+  EXPECT_EQ(gt.Row("folder/img_3"), 3);
+  EXPECT_EQ(gt.Row("nope"), -1);
+  EXPECT_TRUE(torch::equal(gt.M, c.gt_M));
+  // Projecting the GT shape's landmark vertices with the crop-space M gives the crop landmarks.
+  auto manifest = io::ReadManifest(c.manifest);
+  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
+  ASSERT_TRUE(data.has_ground_truth());
+  for (int64_t i : {0, 7}) {
+    Sample s = data.Load(i);
+    ASSERT_TRUE(s.has_ground_truth);
+    EXPECT_EQ(s.image.sizes(), torch::IntArrayRef({3, kImage, kImage}));
+    EXPECT_GE(s.image.min().item<float>(), 0.f);
+    EXPECT_LE(s.image.max().item<float>(), 1.f);
+    auto V = render::VerticesFromUVMap(c.tmpl.topology, s.shape_uv.unsqueeze(0));
+    auto p = fit::ProjectPoints(s.M.unsqueeze(0), V.index_select(1, c.tmpl.topology.landmarks68))[0];
+    EXPECT_LT((p - s.landmarks).abs().max().item<double>(), 1e-3);
+    // The crop shows the face: the face pixels under the landmarks differ from the background.
+    EXPECT_LT((s.landmarks - kImage / 2.0).abs().max().item<double>(), kImage / 2.0);
+  }
+}
+
+TEST(TrainData, GroundTruthReaderRejectsForeignAndNewerFiles) {
+  testing::TempDir dir;
+  const auto path = (dir.path() / "gt.h5").string();
+  {
+    auto f = io::hdf5::File::Create(path);
+    f.root().SetAttribute("format", std::string("something-else"));
+    f.Close();
+  }
+  EXPECT_THROW(ReadGroundTruth(path), InputError);
+  {
+    auto f = io::hdf5::File::Create(path);
+    f.root().SetAttribute("format", std::string(kGroundTruthFormat));
+    f.root().SetAttribute("version", int64_t{99});
+    f.Close();
+  }
+  try {
+    ReadGroundTruth(path);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("version 99"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TrainData, OrderIsASeededPermutationPerEpochAndLoadingIsParallelAndOrdered) {
+  auto a = EpochPermutation(10, 1, 0), b = EpochPermutation(10, 1, 0), c = EpochPermutation(10, 2, 0),
+       d = EpochPermutation(10, 1, 1);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a, d);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+
+  auto& corpus = SharedCorpus();
+  auto manifest = io::ReadManifest(corpus.manifest);
+  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
+  BatchStream s1(data, 3, 7, 0, 3, 2), s2(data, 3, 7, 2, 1, 1);
+  std::vector<std::vector<std::string>> ids;
+  for (int step = 0; step < 5; ++step) {
+    Batch b = s1.Next();
+    EXPECT_EQ(b.step, step);
+    EXPECT_EQ(b.images.sizes(), torch::IntArrayRef({3, 3, kImage, kImage}));
+    ids.push_back(b.ids);
+    std::vector<std::string> expect;
+    for (int64_t i : s1.Indices(step)) expect.push_back(data.item(i).id);
+    EXPECT_EQ(b.ids, expect);
+  }
+  // A stream started at step 2 (a resume) continues with the same batches.
+  EXPECT_EQ(s2.Next().ids, ids[2]);
+  EXPECT_EQ(s2.Next().ids, ids[3]);
+  // Every item once in the first epoch (positions 0..9).
+  std::set<std::string> first_epoch;
+  for (int p = 0; p < 9; ++p) first_epoch.insert(ids[static_cast<size_t>(p / 3)][static_cast<size_t>(p % 3)]);
+  EXPECT_EQ(first_epoch.size(), 9u);
+}
+
+TEST(TrainObjective, TermsOfEachPhaseAndAblation) {
+  auto& c = SharedCorpus();
+  auto manifest = io::ReadManifest(c.manifest);
+  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
+  Batch batch = Collate({data.Load(0), data.Load(1)}, 0);
+  TrainOptions o = BaseOptions("unused");
+  auto m = model::FaceModel::Load(c.model);
+  auto pre = ComputeObjective(m, batch, Phase::kPretrain, o);
+  for (const char* n : {"landmark", "gt_projection", "gt_lighting", "gt_shape", "gt_albedo"})
+    EXPECT_NE(pre.Find(n), nullptr) << n;
+  EXPECT_EQ(pre.Find("rec_proxy-proxy"), nullptr);
+  auto full = ComputeObjective(m, batch, Phase::kFull, o, nullptr, true);
+  for (const char* n : {"landmark", "rec_proxy-proxy", "rec_proxy-true", "rec_true-proxy", "albedo_symmetry",
+                        "albedo_constancy", "shape_smoothness", "residual_shape", "residual_albedo",
+                        "residual_symmetry", "metric_l21", "metric_shape_l1"})
+    EXPECT_NE(full.Find(n), nullptr) << n;
+  EXPECT_EQ(full.Find("rec_true-true"), nullptr);  // eq. 15: no loss on I(S, A)
+  EXPECT_EQ(full.Find("metric_l21")->weight, 0.0);
+  EXPECT_EQ(full.Find("gt_shape")->weight, 0.0);  // a metric only in phase 2
+  auto mean = full.Mean();
+  mean.backward();
+  EXPECT_TRUE(std::isfinite(mean.item<double>()));
+
+  // Without proxies (ablation "gl"): I(S, A) and no residual terms.
+  auto config = TinyConfig(c.tmpl);
+  config.SetAblation("gl");
+  auto gl = model::FaceModel::Create(config, c.tmpl, 5);
+  auto t = ComputeObjective(gl, batch, Phase::kFull, o);
+  EXPECT_NE(t.Find("rec_true-true"), nullptr);
+  EXPECT_EQ(t.Find("rec_proxy-proxy"), nullptr);
+  EXPECT_EQ(t.Find("residual_shape"), nullptr);
+  EXPECT_NE(t.Find("albedo_symmetry"), nullptr);
+
+  // Linear kind: the same reconstruction; only the encoder has parameters.
+  config = TinyConfig(c.tmpl);
+  config.kind = model::ModelKind::kLinear;
+  auto lin = model::FaceModel::Create(config, c.tmpl, 5);
+  EXPECT_EQ(lin.parameters().size(), lin.encoder_parameters().size());
+  auto tl = ComputeObjective(lin, batch, Phase::kFull, o);
+  EXPECT_NE(tl.Find("rec_true-true"), nullptr);
+  EXPECT_EQ(tl.Find("residual_albedo"), nullptr);
+}
+
+TEST(TrainRun, PretrainingLowersTheSupervisedLosses) {
+  testing::TempDir out;
+  TrainOptions o = BaseOptions(out.path().string());
+  o.steps = o.pretrain_steps = 24;
+  o.lr = 0.01;
+  o.val_every = 12;
+  auto s = RunTrain(o);
+  auto csv = ReadCsv(s.csv_path);
+  ASSERT_EQ(csv.rows.size(), 24u);
+  EXPECT_EQ(csv.rows[0][1], "pretrain");
+  EXPECT_LT(csv.Mean(20, 24, "total"), 0.8 * csv.Mean(0, 4, "total"));
+  auto val = ReadCsv(s.val_csv_path);
+  ASSERT_EQ(val.rows.size(), 2u);  // step 12 and the end
+  EXPECT_GT(val.Get(1, "metric_l21"), 0);
+  EXPECT_GT(val.Get(1, "gt_shape"), 0);
+  // Every supervised term is lower on all the training items (one fixed batch,
+  // batch statistics as in training) than with the initial model (whose M/L
+  // statistics are set the same way, so only the training differs).
+  auto m = model::FaceModel::Load(s.model_path);
+  auto& c = SharedCorpus();
+  auto manifest = io::ReadManifest(c.manifest);
+  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
+  std::vector<Sample> all;
+  for (int64_t i = 0; i < data.size(); ++i) all.push_back(data.Load(i));
+  Batch batch = Collate(all, 0);
+  auto before_model = model::FaceModel::Load(c.model);
+  before_model.SetNormalisation(m.normalisation());
+  torch::NoGradGuard no_grad;
+  before_model.train(), m.train();
+  auto before = ComputeObjective(before_model, batch, Phase::kPretrain, o).Means();
+  auto after = ComputeObjective(m, batch, Phase::kPretrain, o).Means();
+  for (const char* n : {"total", "gt_projection", "gt_lighting", "gt_shape", "gt_albedo"})
+    EXPECT_LT(after[n], 0.9 * before[n]) << n;
+  // The trained model file has provenance and the data's M/L statistics.
+  EXPECT_EQ(m.provenance().training_steps, 24);
+  EXPECT_NE(m.provenance().training_data.find("synthetic ground truth"), std::string::npos);
+  EXPECT_FALSE(m.provenance().parent_hash.empty());
+  auto init = model::FaceModel::Load(SharedCorpus().model);
+  EXPECT_FALSE(torch::allclose(m.normalisation().m_mean, init.normalisation().m_mean));
+  cv::Mat plot = cv::imread(s.plot_path);
+  EXPECT_FALSE(plot.empty());
+}
+
+TEST(TrainRun, FullObjectiveLowersTheReconstruction) {
+  testing::TempDir out;
+  TrainOptions o = BaseOptions(out.path().string());
+  o.steps = 16;
+  o.pretrain_steps = 0;
+  auto s = RunTrain(o);
+  auto csv = ReadCsv(s.csv_path);
+  ASSERT_EQ(csv.rows.size(), 16u);
+  EXPECT_EQ(csv.rows[0][1], "full");
+  for (const char* n : {"total", "rec_proxy-proxy", "rec_proxy-true", "rec_true-proxy", "landmark"})
+    EXPECT_LT(csv.Mean(12, 16, n), 0.9 * csv.Mean(0, 4, n)) << n;
+  EXPECT_TRUE(std::isnan(csv.Get(0, "rec_true-true")));
+}
+
+TEST(TrainRun, ResumeReproducesTheUninterruptedRun) {
+  testing::TempDir a, b;
+  TrainOptions o = BaseOptions(a.path().string());
+  o.steps = 8;
+  o.pretrain_steps = 3;
+  o.lr_schedule = "step";
+  o.lr_decay_steps = 3;
+  auto full = RunTrain(o);
+  o.out = b.path().string();
+  o.stop_at = 4;
+  auto first = RunTrain(o);
+  EXPECT_TRUE(first.stopped_early);
+  EXPECT_FALSE(fs::exists(first.model_path));
+  o.stop_at = 0;
+  o.resume = true;
+  auto second = RunTrain(o);
+  EXPECT_EQ(second.start_step, 4);
+  auto ma = model::FaceModel::Load(full.model_path), mb = model::FaceModel::Load(second.model_path);
+  auto ta = ma.NamedTensors(), tb = mb.NamedTensors();
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i) {
+    ASSERT_EQ(ta[i].first, tb[i].first);
+    if (!ta[i].second.is_floating_point()) {
+      EXPECT_TRUE(torch::equal(ta[i].second, tb[i].second)) << ta[i].first;
+      continue;
+    }
+    EXPECT_LE((ta[i].second - tb[i].second).abs().max().item<double>(), 1e-6) << ta[i].first;
+  }
+  auto ca = ReadCsv(full.csv_path), cb = ReadCsv(second.csv_path);
+  ASSERT_EQ(ca.rows.size(), 8u);
+  ASSERT_EQ(cb.rows.size(), 8u);
+  for (size_t r = 0; r < 8; ++r) EXPECT_NEAR(ca.Get(r, "total"), cb.Get(r, "total"), 1e-5) << r;
+  // Resuming with another seed is refused.
+  o.seed = 99;
+  EXPECT_THROW(RunTrain(o), UsageError);
+}
+
+TEST(TrainRun, CsvColumnsAndBadOptions) {
+  const std::string h = CsvHeader();
+  for (const char* n : {"step,phase,lr,total,landmark", "rec_proxy-proxy", "rec_proxy-true", "rec_true-proxy",
+                        "albedo_symmetry", "albedo_constancy", "shape_smoothness", "residual_shape",
+                        "residual_albedo", "residual_symmetry", "metric_l21", "grad_norm,seconds"})
+    EXPECT_NE(h.find(n), std::string::npos) << n;
+  TrainOptions o = BaseOptions("x");
+  o.preset = "demo";  // both --model-in and --preset
+  EXPECT_THROW(o.Check(), UsageError);
+  o = BaseOptions("x");
+  o.lr_schedule = "weird";
+  EXPECT_THROW(o.Check(), UsageError);
+  o = BaseOptions("x");
+  o.batch = 0;
+  EXPECT_THROW(o.Check(), UsageError);
+}
+
+}  // namespace
+}  // namespace facebatch::train
