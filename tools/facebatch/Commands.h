@@ -6,4 +6,5 @@ int RunIndexCommand(int argc, char** argv);
 int RunShardsCommand(int argc, char** argv);
 int RunMakeSamplesCommand(int argc, char** argv);
 int RunModelCommand(int argc, char** argv);
+int RunSynthCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
       {"shards", "print how a manifest splits into N shards", &facebatch::tools::RunShardsCommand},
       {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
+      {"synth", "render a synthetic face corpus (300W-LP, AFLW2000-3D, CelebA layout) with ground truth", &facebatch::tools::RunSynthCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
