@@ -210,7 +210,7 @@ Identity FaceGenerator::RandomIdentity(std::mt19937_64& rng) const {
 
   // ---- albedo: painted in UV space (linear RGB, cv::Mat rows = U, cols = V) ----
   // Skin tone: log-interpolation between a light and a dark linear-RGB tone, with hue jitter.
-  const double tone = Uniform(rng);
+  const double tone = std::pow(Uniform(rng), 1.5);  // lighter tones a little more often
   auto lerp_log = [&](double a, double b) { return std::exp(std::log(a) * (1 - tone) + std::log(b) * tone); };
   cv::Vec3f skin = Col(lerp_log(0.78, 0.075), lerp_log(0.52, 0.040), lerp_log(0.40, 0.024));
   skin[0] *= float(1 + 0.06 * Normal(rng));
@@ -399,8 +399,8 @@ namespace {
 /// clamped-cosine kernel (Ramamoorthi & Hanrahan: A0 = pi, A1 = 2pi/3, A2 = pi/4, / pi).
 at::Tensor RandomLighting(std::mt19937_64& rng) {
   const bool strong = Uniform(rng) < 0.3, coloured = Uniform(rng) < 0.3;
-  const double ambient = strong ? Uniform(rng, 0.15, 0.4) : Uniform(rng, 0.45, 0.85);
-  const double directional = strong ? Uniform(rng, 0.9, 1.4) : Uniform(rng, 0.1, 0.6);
+  const double ambient = strong ? Uniform(rng, 0.25, 0.5) : Uniform(rng, 0.6, 1.0);
+  const double directional = strong ? Uniform(rng, 0.9, 1.4) : Uniform(rng, 0.1, 0.5);
   double dx = Uniform(rng, -1, 1), dy = Uniform(rng, -0.5, 1), dz = Uniform(rng, strong ? 0 : 0.3, 1);
   const double n = std::sqrt(dx * dx + dy * dy + dz * dz) + 1e-12;
   auto basis = render::SHBasis(torch::tensor({dx / n, dy / n, dz / n}, torch::kFloat).view({1, 3}))[0];
