@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "core/Error.h"
 #include "io/Hdf5.h"
@@ -64,10 +65,28 @@ void GroundTruth::Validate() const {
   CheckDims(template_mask, {U, V}, "template/mask");
 }
 
+namespace {
+void WriteAttributes(h5::Group& root, const GroundTruth& gt);
+}
+
 void WriteGroundTruth(const std::string& path, const GroundTruth& gt) {
   gt.Validate();
   auto file = h5::File::Create(path);
   auto root = file.root();
+  WriteAttributes(root, gt);
+  root.WriteDataset("shape_uv", ToArray(gt.shape_uv.to(at::kFloat)));
+  root.WriteDataset("albedo_uv", ToArray(gt.albedo_uv.to(at::kFloat)));
+  root.WriteDataset("M", ToArray(gt.M.to(at::kFloat)));
+  root.WriteDataset("L", ToArray(gt.L.to(at::kFloat)));
+  root.WriteDataset("landmarks", ToArray(gt.landmarks.to(at::kFloat)));
+  root.WriteDataset("pose", ToArray(gt.pose.to(at::kFloat)));
+  root.WriteDataset("visible", ToArray(gt.visible.to(at::kByte)));
+  root.CreateGroup("template").WriteDataset("mask", ToArray(gt.template_mask.to(at::kByte)));
+  file.Close();
+}
+
+namespace {
+void WriteAttributes(h5::Group& root, const GroundTruth& gt) {
   root.SetAttribute("format", std::string(kGroundTruthFormat));
   root.SetAttribute("version", kGroundTruthVersion);
   root.SetAttribute("corpus", gt.corpus);
@@ -78,15 +97,65 @@ void WriteGroundTruth(const std::string& path, const GroundTruth& gt) {
   root.SetAttribute("created", gt.created);
   root.SetAttribute("facebatch_version", gt.facebatch_version);
   root.SetAttribute("ids_json", nlohmann::json(gt.ids).dump());
-  root.WriteDataset("shape_uv", ToArray(gt.shape_uv.to(at::kFloat)));
-  root.WriteDataset("albedo_uv", ToArray(gt.albedo_uv.to(at::kFloat)));
-  root.WriteDataset("M", ToArray(gt.M.to(at::kFloat)));
-  root.WriteDataset("L", ToArray(gt.L.to(at::kFloat)));
-  root.WriteDataset("landmarks", ToArray(gt.landmarks.to(at::kFloat)));
-  root.WriteDataset("pose", ToArray(gt.pose.to(at::kFloat)));
-  root.WriteDataset("visible", ToArray(gt.visible.to(at::kByte)));
+}
+}  // namespace
+
+struct GroundTruthWriter::Impl {
+  std::mutex mutex;
+  h5::File file;
+  std::vector<uint8_t> written;
+  int64_t U = 0, V = 0;
+};
+
+GroundTruthWriter::GroundTruthWriter(const std::string& path, const GroundTruth& gt) : impl_(std::make_unique<Impl>()) {
+  const int64_t N = gt.size(), U = gt.uv_rows, V = gt.uv_cols;
+  CheckDims(gt.template_mask, {U, V}, "template/mask");
+  impl_->U = U;
+  impl_->V = V;
+  impl_->written.assign(N, 0);
+  impl_->file = h5::File::Create(path);
+  auto root = impl_->file.root();
+  WriteAttributes(root, gt);
+  root.CreateDataset("shape_uv", h5::DType::kFloat32, {N, 3, U, V});
+  root.CreateDataset("albedo_uv", h5::DType::kFloat32, {N, 3, U, V});
+  root.CreateDataset("M", h5::DType::kFloat32, {N, 2, 4});
+  root.CreateDataset("L", h5::DType::kFloat32, {N, 27});
+  root.CreateDataset("landmarks", h5::DType::kFloat32, {N, 68, 2});
+  root.CreateDataset("pose", h5::DType::kFloat32, {N, 3});
+  root.CreateDataset("visible", h5::DType::kUInt8, {N, 68});
   root.CreateGroup("template").WriteDataset("mask", ToArray(gt.template_mask.to(at::kByte)));
-  file.Close();
+}
+
+GroundTruthWriter::~GroundTruthWriter() = default;
+
+void GroundTruthWriter::WriteRow(int64_t row, const at::Tensor& shape_uv, const at::Tensor& albedo_uv,
+                                 const at::Tensor& M, const at::Tensor& L, const at::Tensor& landmarks,
+                                 const at::Tensor& pose, const at::Tensor& visible) {
+  const int64_t U = impl_->U, V = impl_->V;
+  CheckDims(shape_uv, {3, U, V}, "shape_uv");
+  CheckDims(albedo_uv, {3, U, V}, "albedo_uv");
+  CheckDims(M, {2, 4}, "M");
+  CheckDims(L, {27}, "L");
+  CheckDims(landmarks, {68, 2}, "landmarks");
+  CheckDims(pose, {3}, "pose");
+  CheckDims(visible, {68}, "visible");
+  auto arrays = std::vector<std::pair<const char*, h5::Array>>{
+      {"shape_uv", ToArray(shape_uv.to(at::kFloat).unsqueeze(0))}, {"albedo_uv", ToArray(albedo_uv.to(at::kFloat).unsqueeze(0))},
+      {"M", ToArray(M.to(at::kFloat).unsqueeze(0))}, {"L", ToArray(L.to(at::kFloat).unsqueeze(0))},
+      {"landmarks", ToArray(landmarks.to(at::kFloat).unsqueeze(0))}, {"pose", ToArray(pose.to(at::kFloat).unsqueeze(0))},
+      {"visible", ToArray(visible.to(at::kByte).unsqueeze(0))}};
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (row < 0 || row >= static_cast<int64_t>(impl_->written.size())) throw Error("ground truth: row out of range");
+  auto root = impl_->file.root();
+  for (auto& [name, a] : arrays) root.WriteRows(name, row, a);
+  impl_->written[row] = 1;
+}
+
+void GroundTruthWriter::Close() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  for (size_t i = 0; i < impl_->written.size(); ++i)
+    if (!impl_->written[i]) throw Error("ground truth: row " + std::to_string(i) + " was never written");
+  impl_->file.Close();
 }
 
 GroundTruth ReadGroundTruth(const std::string& path) {

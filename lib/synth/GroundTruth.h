@@ -6,6 +6,7 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,26 @@ struct GroundTruth {
 
 /// Writes `gt` (validated) to `path` (truncates). Throws InputError naming the file.
 void WriteGroundTruth(const std::string& path, const GroundTruth& gt);
+/// Streams a ground-truth file row by row (bounded memory for large corpora).
+/// Thread-safe: WriteRow may be called from several threads (HDF5 calls are serialised).
+class GroundTruthWriter {
+ public:
+  /// Creates `path` with the root attributes of `header`, its `ids` (N = ids.size())
+  /// and `template_mask` (its other tensors are not used); every dataset is sized N.
+  GroundTruthWriter(const std::string& path, const GroundTruth& header);
+  ~GroundTruthWriter();
+  /// Row `row`: shape_uv/albedo_uv [3, U, V], M [2, 4], L [27], landmarks [68, 2],
+  /// pose [3] (float), visible [68] (uint8).
+  void WriteRow(int64_t row, const at::Tensor& shape_uv, const at::Tensor& albedo_uv, const at::Tensor& M,
+                const at::Tensor& L, const at::Tensor& landmarks, const at::Tensor& pose, const at::Tensor& visible);
+  /// Checks that every row was written, then closes (throws Error otherwise).
+  void Close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Reads and validates a ground-truth file: format, version (unknown versions are
 /// rejected with a message naming the file and both versions), dims.
 GroundTruth ReadGroundTruth(const std::string& path);

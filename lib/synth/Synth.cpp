@@ -60,12 +60,6 @@ io::MatArray Mat(size_t rows, size_t cols, std::vector<double> col_major, const 
   return a;
 }
 
-/// One written image and its ground-truth row.
-struct Row {
-  std::string id;
-  SynthFace face;
-};
-
 void WriteJpeg(const fs::path& path, const cv::Mat& img) {
   if (!cv::imwrite(path.string(), img, {cv::IMWRITE_JPEG_QUALITY, 90}))
     throw InputError(path.string(), "cannot write the image");
@@ -96,7 +90,6 @@ void WriteParams(io::MatWriter& w, const SynthFace& f, int height) {
 }
 
 void Write300wLp(const fs::path& dir, const std::string& name, const SynthFace& f, int H) {
-  fs::create_directories(dir);
   WriteJpeg(dir / (name + ".jpg"), f.image);
   io::MatWriter w((dir / (name + ".mat")).string(), kMatHeader);
   w.Write("pt2d", Mat(2, 68, Pt2d(f), "double"));
@@ -243,8 +236,67 @@ SynthSummary RunSynth(const SynthOptions& o) {
   FaceGenerator gen(o.UvRows(), o.UvCols());
   const int per_face = lp && o.flip ? 2 : 1;
   const int64_t n_rows = o.count * per_face;
-  std::vector<Row> rows(n_rows);
   const std::vector<std::string> sets = SplitList(o.subsets);
+  // Item names and ids are known before rendering: the ground-truth rows (sorted by id,
+  // the manifest order) are streamed to the file as the images are made (bounded memory).
+  auto lp_set = [&](int64_t i) -> const std::string& { return sets[i % int64_t(sets.size())]; };
+  auto item_name = [&](int64_t i) {
+    if (celeba) return fmt::format("{:06d}", i + 1);
+    if (!lp) return fmt::format("image{:05d}", 2 * (i + 1));  // sparse, as AFLW2000-3D's names
+    const int64_t ns = int64_t(sets.size());
+    const std::string& set = lp_set(i);
+    return set == "LFPW"   ? fmt::format("LFPW_image_train_{:05d}_0", i / ns)
+           : set == "IBUG" ? fmt::format("IBUG_image_{:05d}_1_0", i / ns)
+                           : fmt::format("{}_{:06d}_1_0", set, i / ns);
+  };
+  std::vector<std::string> ids(n_rows);  // generation order: face i -> rows per_face * i (+ 1 for the mirror)
+  for (int64_t i = 0; i < o.count; ++i) {
+    const std::string name = item_name(i);
+    if (celeba) ids[i] = "celeba/img_align_celeba/" + name;
+    else if (!lp) ids[i] = "aflw2000/" + name;
+    else {
+      ids[per_face * i] = "300w-lp/" + lp_set(i) + "/" + name;
+      if (o.flip) ids[per_face * i + 1] = "300w-lp/" + lp_set(i) + "_Flip/" + name;
+    }
+  }
+  std::vector<int64_t> order(n_rows), row_of(n_rows);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ids[a] < ids[b]; });
+  GroundTruth header;
+  header.corpus = o.layout;
+  header.generator = fmt::format(
+      "facebatch synth {} (procedural faces over the MediaPipe template; yaw<={} pitch<={} roll<={} occluders={} "
+      "expressions={} per_identity={})",
+      FACEBATCH_VERSION, scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders, o.expressions, o.per_identity);
+  header.seed = o.seed;
+  header.uv_rows = o.UvRows();
+  header.uv_cols = o.UvCols();
+  header.created = NowIso();
+  header.facebatch_version = FACEBATCH_VERSION;
+  for (int64_t k = 0; k < n_rows; ++k) {
+    row_of[order[k]] = k;
+    header.ids.push_back(ids[order[k]]);
+  }
+  header.template_mask = gen.face_template().topology.mask.to(torch::kUInt8);
+  SynthSummary s;
+  s.root = root.string();
+  s.ground_truth = (root / kGroundTruthFileName).string();
+  GroundTruthWriter writer(s.ground_truth, header);
+  auto write_row = [&](int64_t gen_row, const SynthFace& f) {
+    writer.WriteRow(row_of[gen_row], f.shape_uv, f.albedo_uv, f.M, f.L,
+                    torch::from_blob(const_cast<double*>(f.landmarks.data()), {68, 2}, torch::kDouble).to(torch::kFloat),
+                    torch::tensor({f.pose[0], f.pose[1], f.pose[2]}, torch::kFloat),
+                    torch::from_blob(const_cast<uint8_t*>(f.visible.data()), {68}, torch::kUInt8).clone());
+  };
+  if (lp)  // directories first (not from several threads at once)
+    for (const std::string& set : sets) {
+      fs::create_directories(root / set);
+      if (o.flip) fs::create_directories(root / (set + "_Flip"));
+      if (o.landmark_sets == "all" || Contains(SplitList(o.landmark_sets), set))
+        fs::create_directories(root / "landmarks" / set);
+    }
+  std::vector<std::array<double, 136>> celeba_landmarks(celeba ? o.count : 0);
+  std::vector<cv::Mat> preview(o.preview.empty() ? 0 : std::min<int64_t>(24, o.count));
   Progress progress("synth", n_rows, ParseProgressMode(o.progress), "images");
   tbb::parallel_for(int64_t(0), o.count, [&](int64_t i) {
     std::mt19937_64 id_rng(ItemSeed(o.seed, 1, uint64_t(i / o.per_identity)));
@@ -274,16 +326,13 @@ SynthSummary RunSynth(const SynthOptions& o) {
       M = M2.contiguous();
     }
     SynthFace face = gen.Render(identity, M, place, W, H, rng, scene);
+    const std::string name = item_name(i);
+    if (i < int64_t(preview.size())) preview[i] = face.image.clone();
     if (lp) {
-      const int64_t ns = int64_t(sets.size());
-      const std::string& set = sets[i % ns];
-      std::string name = set == "LFPW"   ? fmt::format("LFPW_image_train_{:05d}_0", i / ns)
-                         : set == "IBUG" ? fmt::format("IBUG_image_{:05d}_1_0", i / ns)
-                                         : fmt::format("{}_{:06d}_1_0", set, i / ns);
+      const std::string& set = lp_set(i);
       Write300wLp(root / set, name, face, H);
       if (o.landmark_sets == "all" || Contains(SplitList(o.landmark_sets), set)) {
         // landmarks/<SET>/<name>_pts.mat: pts_2d and pts_3d, 68 x 2 (both the GT landmarks here).
-        fs::create_directories(root / "landmarks" / set);
         std::vector<double> cols(136);
         for (int k = 0; k < 68; ++k) cols[k] = face.landmarks[2 * k], cols[68 + k] = face.landmarks[2 * k + 1];
         io::MatWriter w((root / "landmarks" / set / (name + "_pts.mat")).string(), kMatHeader);
@@ -291,20 +340,19 @@ SynthSummary RunSynth(const SynthOptions& o) {
         w.Write("pts_3d", Mat(68, 2, cols, "double"));
         w.Close();
       }
-      rows[per_face * i] = {"300w-lp/" + set + "/" + name, face};
+      write_row(per_face * i, face);
       if (o.flip) {
         SynthFace mirrored = gen.Mirror(face, W);
         Write300wLp(root / (set + "_Flip"), name, mirrored, H);
-        rows[per_face * i + 1] = {"300w-lp/" + set + "_Flip/" + name, std::move(mirrored)};
+        write_row(per_face * i + 1, mirrored);
       }
     } else if (celeba) {
-      const std::string name = fmt::format("{:06d}", i + 1);
       WriteJpeg(root / "img_align_celeba" / (name + ".jpg"), face.image);
-      rows[i] = {"celeba/img_align_celeba/" + name, std::move(face)};
+      celeba_landmarks[i] = face.landmarks;
+      write_row(i, face);
     } else {
-      const std::string name = fmt::format("image{:05d}", 2 * (i + 1));  // sparse, as AFLW2000-3D's names
       WriteAflw(root, name, face, gen, H);
-      rows[i] = {"aflw2000/" + name, std::move(face)};
+      write_row(i, face);
     }
     progress.Add(per_face);
   });
@@ -319,17 +367,16 @@ SynthSummary RunSynth(const SynthOptions& o) {
     lmf << o.count << "\n";
     lmf << "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y \n";
     for (int64_t i = 0; i < o.count; ++i) {
-      const SynthFace& f = rows[i].face;
+      const std::array<double, 136>& lm = celeba_landmarks[i];
       auto mean = [&](int a, int b, int c) {
         double s = 0;
-        for (int k = a; k <= b; ++k) s += f.landmarks[2 * k + c] / (b - a + 1);
+        for (int k = a; k <= b; ++k) s += lm[2 * k + c] / (b - a + 1);
         return s;
       };
       const std::string name = fmt::format("{:06d}.jpg", i + 1);
       lmf << name;
       const double five[5][2] = {{mean(36, 41, 0), mean(36, 41, 1)}, {mean(42, 47, 0), mean(42, 47, 1)},
-                                 {f.landmarks[60], f.landmarks[61]}, {f.landmarks[96], f.landmarks[97]},
-                                 {f.landmarks[108], f.landmarks[109]}};
+                                 {lm[60], lm[61]}, {lm[96], lm[97]}, {lm[108], lm[109]}};
       for (const auto& p : five) lmf << fmt::format(" {:>4} {:>4}", std::lround(p[0]), std::lround(p[1]));
       lmf << "\n";
       const int partition = i < n_train ? 0 : i < n_train + n_val ? 1 : 2;
@@ -340,12 +387,11 @@ SynthSummary RunSynth(const SynthOptions& o) {
   }
 
   if (!o.preview.empty()) {  // a grid of the first images (in generation order), 6 per row
-    const int n = int(std::min<int64_t>(24, o.count)), cols = std::min(6, n), cell = 150;
+    const int n = int(preview.size()), cols = std::min(6, n), cell = 150;
     const int grid_rows = (n + cols - 1) / cols;
     cv::Mat grid(grid_rows * cell, cols * cell, CV_8UC3, cv::Scalar(255, 255, 255));
     for (int k = 0; k < n; ++k) {
-      const int64_t idx = int64_t(k) * per_face;  // originals, not the _Flip mirrors
-      const cv::Mat& img = rows[idx].face.image;
+      const cv::Mat& img = preview[k];  // originals, not the _Flip mirrors
       const double sc = double(cell) / std::max(img.cols, img.rows);
       cv::Mat small;
       cv::resize(img, small, cv::Size(), sc, sc, cv::INTER_AREA);
@@ -356,46 +402,7 @@ SynthSummary RunSynth(const SynthOptions& o) {
     if (!cv::imwrite(o.preview, grid)) throw InputError(o.preview, "cannot write the preview image");
   }
 
-  // Ground truth, rows sorted by id (the manifest order).
-  std::vector<int64_t> order(n_rows);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return rows[a].id < rows[b].id; });
-  GroundTruth gt;
-  gt.corpus = o.layout;
-  gt.generator = fmt::format("facebatch synth {} (procedural faces over the MediaPipe template; yaw<={} pitch<={} "
-                             "roll<={} occluders={} expressions={} per_identity={})",
-                             FACEBATCH_VERSION, scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders,
-                             o.expressions, o.per_identity);
-  gt.seed = o.seed;
-  gt.uv_rows = o.UvRows();
-  gt.uv_cols = o.UvCols();
-  gt.created = NowIso();
-  gt.facebatch_version = FACEBATCH_VERSION;
-  std::vector<at::Tensor> shape, albedo, Ms, Ls, lms, poses, vis;
-  for (int64_t k : order) {
-    const Row& r = rows[k];
-    gt.ids.push_back(r.id);
-    shape.push_back(r.face.shape_uv);
-    albedo.push_back(r.face.albedo_uv);
-    Ms.push_back(r.face.M);
-    Ls.push_back(r.face.L);
-    lms.push_back(torch::from_blob(const_cast<double*>(r.face.landmarks.data()), {68, 2}, torch::kDouble).to(torch::kFloat));
-    poses.push_back(torch::tensor({r.face.pose[0], r.face.pose[1], r.face.pose[2]}, torch::kFloat));
-    vis.push_back(torch::from_blob(const_cast<uint8_t*>(r.face.visible.data()), {68}, torch::kUInt8).clone());
-  }
-  rows.clear();
-  gt.shape_uv = torch::stack(shape);
-  gt.albedo_uv = torch::stack(albedo);
-  gt.M = torch::stack(Ms);
-  gt.L = torch::stack(Ls);
-  gt.landmarks = torch::stack(lms);
-  gt.pose = torch::stack(poses);
-  gt.visible = torch::stack(vis);
-  gt.template_mask = gen.face_template().topology.mask.to(torch::kUInt8);
-  SynthSummary s;
-  s.root = root.string();
-  s.ground_truth = (root / kGroundTruthFileName).string();
-  WriteGroundTruth(s.ground_truth, gt);
+  writer.Close();
   s.images = n_rows;
   s.threads = threads;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -370,6 +370,37 @@ TEST(GroundTruthFile, RoundTripAndRejections) {
   EXPECT_THROW(ReadGroundTruth(path), InputError);
 }
 
+TEST(GroundTruthFile, StreamingWriterEqualsTheWholeFileWriter) {
+  TempDir tmp;
+  GroundTruth gt = TinyGroundTruth(4);
+  const std::string path = (tmp / "stream.h5").string();
+  {
+    GroundTruthWriter w(path, gt);
+    for (int64_t r : {2, 0, 3, 1})  // any order, as the parallel generator writes them
+      w.WriteRow(r, gt.shape_uv[r], gt.albedo_uv[r], gt.M[r], gt.L[r], gt.landmarks[r], gt.pose[r], gt.visible[r]);
+    EXPECT_THROW(w.WriteRow(4, gt.shape_uv[0], gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0], gt.pose[0],
+                            gt.visible[0]),
+                 Error);
+    EXPECT_THROW(w.WriteRow(0, gt.shape_uv[0].slice(1, 0, 8), gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0],
+                            gt.pose[0], gt.visible[0]),
+                 Error);
+    w.Close();
+  }
+  ExpectSameGroundTruth(gt, ReadGroundTruth(path));
+  // A row never written is an error at Close.
+  GroundTruthWriter w2((tmp / "partial.h5").string(), gt);
+  w2.WriteRow(0, gt.shape_uv[0], gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0], gt.pose[0], gt.visible[0]);
+  EXPECT_THROW(w2.Close(), Error);
+  // The wrapper's row writes check their range and trailing dims.
+  auto f = io::hdf5::File::Create((tmp / "rows.h5").string());
+  f.root().CreateDataset("x", io::hdf5::DType::kFloat32, {3, 2});
+  f.root().WriteRows("x", 1, io::hdf5::MakeArray(std::vector<float>{1, 2, 3, 4}, {2, 2}));
+  EXPECT_THROW(f.root().WriteRows("x", 2, io::hdf5::MakeArray(std::vector<float>{1, 2, 3, 4}, {2, 2})), InputError);
+  EXPECT_THROW(f.root().WriteRows("x", 0, io::hdf5::MakeArray(std::vector<float>{1, 2, 3}, {1, 3})), InputError);
+  auto x = f.root().ReadDataset("x");
+  EXPECT_EQ((std::vector<float>(x.data<float>(), x.data<float>() + 6)), (std::vector<float>{0, 0, 1, 2, 3, 4}));
+}
+
 TEST(SynthOptions, CheckRejectsBadOptions) {
   SynthOptions o = Small("300w-lp", "/tmp/x", 1);
   EXPECT_NO_THROW(o.Check());
@@ -386,6 +417,7 @@ TEST(SynthOptions, CheckRejectsBadOptions) {
   bad([](SynthOptions& b) { b.yaw_max = 120; });
   bad([](SynthOptions& b) { b.occluders = 2; });
   bad([](SynthOptions& b) { b.per_identity = 0; });
+  bad([](SynthOptions& b) { b.subsets = "AFW,XYZ"; });
 }
 
 TEST(SynthCli, WritesEveryLayoutThatIndexReads) {
