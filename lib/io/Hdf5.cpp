@@ -239,6 +239,41 @@ void Group::WriteDataset(const std::string& child, const Array& a) {
     Fail(ChildPath(child), "cannot write dataset");
 }
 
+void Group::CreateDataset(const std::string& child, DType dtype, const std::vector<int64_t>& dims_in) {
+  std::vector<hsize_t> dims(dims_in.begin(), dims_in.end());
+  for (int64_t d : dims_in)
+    if (d < 0) Fail(ChildPath(child), "negative dimension");
+  Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+           H5Sclose);
+  if (!space) Fail(ChildPath(child), "cannot create dataspace");
+  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), FileType(dtype), space.id, H5P_DEFAULT, H5P_DEFAULT,
+                   H5P_DEFAULT),
+        H5Dclose);
+  if (!ds) Fail(ChildPath(child), "cannot create dataset");
+}
+
+void Group::WriteRows(const std::string& child, int64_t row0, const Array& a) {
+  if (static_cast<int64_t>(a.bytes.size()) != a.numel() * static_cast<int64_t>(DTypeSize(a.dtype)))
+    Fail(ChildPath(child), "array bytes do not match its dims");
+  Array info = DatasetInfo(child);
+  if (info.dtype != a.dtype) Fail(ChildPath(child), "write rows of another element type");
+  if (info.dims.empty() || a.dims.size() != info.dims.size() ||
+      !std::equal(a.dims.begin() + 1, a.dims.end(), info.dims.begin() + 1))
+    Fail(ChildPath(child), "write rows with other trailing dims");
+  if (row0 < 0 || row0 + a.dims[0] > info.dims[0]) Fail(ChildPath(child), "rows out of range");
+  if (a.dims[0] == 0) return;
+  Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds) Fail(ChildPath(child), "cannot open dataset");
+  Id file_space(H5Dget_space(ds.id), H5Sclose);
+  std::vector<hsize_t> start(a.dims.size(), 0), count(a.dims.begin(), a.dims.end());
+  start[0] = static_cast<hsize_t>(row0);
+  Id mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+  if (!file_space || !mem_space ||
+      H5Sselect_hyperslab(file_space.id, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
+      H5Dwrite(ds.id, NativeType(a.dtype), mem_space.id, file_space.id, H5P_DEFAULT, a.bytes.data()) < 0)
+    Fail(ChildPath(child), "cannot write rows");
+}
+
 void Group::OverwriteDataset(const std::string& child, const Array& a) {
   Array info = DatasetInfo(child);
   if (info.dims != a.dims || info.dtype != a.dtype) Fail(ChildPath(child), "overwrite with different dims or type");

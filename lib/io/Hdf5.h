@@ -54,6 +54,12 @@ class Group {
   Group OpenGroup(const std::string& child) const;  ///< fails with "missing group" if absent
 
   void WriteDataset(const std::string& child, const Array& array);
+  /// Creates a dataset of `dims` and `dtype` without writing it (HDF5's fill value 0 until
+  /// written); fill it with WriteRows, e.g. row by row when it does not fit in memory.
+  void CreateDataset(const std::string& child, DType dtype, const std::vector<int64_t>& dims);
+  /// Writes `rows` (dims [k, d1, d2, ...]) into rows [row0, row0 + k) of an existing
+  /// dataset of dims [n, d1, d2, ...] and the same element type.
+  void WriteRows(const std::string& child, int64_t row0, const Array& rows);
   /// Overwrites an existing dataset's values (same dims and element type).
   void OverwriteDataset(const std::string& child, const Array& array);
   /// Unlinks a child (group or dataset).

@@ -171,6 +171,12 @@ MatWriter::MatWriter(const std::string& path) : path_(path) {
   if (!mat_) throw InputError(path, "cannot create the .mat file");
 }
 
+MatWriter::MatWriter(const std::string& path, const std::string& header) : path_(path) {
+  InitMatioLogging();
+  mat_ = Mat_CreateVer(path.c_str(), header.substr(0, 116).c_str(), MAT_FT_MAT5);
+  if (!mat_) throw InputError(path, "cannot create the .mat file");
+}
+
 MatWriter::~MatWriter() { Close(); }
 
 void MatWriter::Close() {

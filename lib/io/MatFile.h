@@ -55,6 +55,9 @@ class MatFile {
 class MatWriter {
  public:
   explicit MatWriter(const std::string& path);  ///< creates/truncates; InputError on failure
+  /// Same, with the 116-byte text header given (MATLAB's default carries the
+  /// creation time; a fixed header makes the file bytes reproducible).
+  MatWriter(const std::string& path, const std::string& header);
   ~MatWriter();
   MatWriter(const MatWriter&) = delete;
   MatWriter& operator=(const MatWriter&) = delete;

@@ -8,4 +8,5 @@ int RunMakeSamplesCommand(int argc, char** argv);
 int RunModelCommand(int argc, char** argv);
 int RunRenderTemplateCommand(int argc, char** argv);
 int RunTrainCommand(int argc, char** argv);
+int RunSynthCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
       {"render-template", "render the default face template to PNGs (poses x lights)", &facebatch::tools::RunRenderTemplateCommand},
       {"train", "train a face model with the paper's objective (pre-training, proxies, residuals)", &facebatch::tools::RunTrainCommand},
+      {"synth", "render a synthetic face corpus (300W-LP, AFLW2000-3D, CelebA layout) with ground truth", &facebatch::tools::RunSynthCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
