@@ -6,4 +6,7 @@ int RunIndexCommand(int argc, char** argv);
 int RunShardsCommand(int argc, char** argv);
 int RunMakeSamplesCommand(int argc, char** argv);
 int RunModelCommand(int argc, char** argv);
+int RunFitCommand(int argc, char** argv);
+int RunValidateCommand(int argc, char** argv);
+int RunInspectCommand(int argc, char** argv);
 }  // namespace facebatch::tools

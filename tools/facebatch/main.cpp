@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
       {"shards", "print how a manifest splits into N shards", &facebatch::tools::RunShardsCommand},
       {"make-samples", "write the small sample corpora (samples/)", &facebatch::tools::RunMakeSamplesCommand},
       {"model", "create (init) or describe (info) a face model file", &facebatch::tools::RunModelCommand},
+      {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
+      {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
+      {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
