@@ -333,7 +333,11 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
       try {
         const auto device = devices[w];
         const int n_threads = device.is_cpu() ? threads_per_cpu_worker : 1;
-        at::set_num_threads(n_threads);
+        try {
+          at::set_num_threads(n_threads);  // OpenMP backend: this thread's team size
+        } catch (const std::exception& e) {
+          log::Debug("worker {}: cannot set the thread count: {}", w, e.what());
+        }
         tbb::task_arena arena(n_threads);
         arena.execute([&] {
           fit::Fitter fitter(model::FaceModel::Load(o.model, device), o.fit);
