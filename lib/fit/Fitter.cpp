@@ -190,6 +190,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   auto images = images_in.to(device, torch::kFloat32);
   auto landmarks = landmarks_in.to(device, torch::kFloat32);
   auto lm_weights = weights_in.to(device, torch::kFloat32);
+  torch::AutoGradMode grad_on(true);  // callers may be inside a NoGradGuard
   FitResult r;
   // A non-finite input image is replaced by zeros for the (shared) forward pass and recorded.
   r.finite_input = torch::isfinite(images).flatten(1).all(1).cpu();

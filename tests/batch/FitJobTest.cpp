@@ -73,11 +73,21 @@ void MakeFixture(const fs::path& dir, int n) {
   io::WriteManifest((dir / "m.jsonl").string(), m);
 }
 
+// The fit command line; `extra` holds (--option, value) pairs that replace the defaults.
 std::vector<std::string> FitArgs(const fs::path& dir, const fs::path& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"fit", "--manifest", (dir / "m.jsonl").string(), "--model", (dir / "model.h5").string(),
-                                "--out", out.string(), "--shard", "0/1", "--progress", "none", "--threads", "1",
-                                "--steps", "3", "--batch", "2", "--part-size", "2"};
-  a.insert(a.end(), extra.begin(), extra.end());
+  std::vector<std::pair<std::string, std::string>> opts = {
+      {"--manifest", (dir / "m.jsonl").string()}, {"--model", (dir / "model.h5").string()},
+      {"--out", out.string()}, {"--shard", "0/1"}, {"--progress", "none"}, {"--threads", "1"},
+      {"--steps", "3"}, {"--batch", "2"}, {"--part-size", "2"}};
+  for (size_t i = 0; i + 1 < extra.size(); i += 2) {
+    bool found = false;
+    for (auto& [k, v] : opts) {
+      if (k == extra[i]) v = extra[i + 1], found = true;
+    }
+    if (!found) opts.emplace_back(extra[i], extra[i + 1]);
+  }
+  std::vector<std::string> a = {"fit"};
+  for (const auto& [k, v] : opts) a.push_back(k), a.push_back(v);
   return a;
 }
 

@@ -85,10 +85,22 @@ TEST(Fitter, RecoversAnImageRenderedFromKnownLatents) {
   o.relative_tolerance = 1e-6;
   Fitter fitter(m, o);
   auto r = fitter.FitFrom(p.start, p.images, p.landmarks, p.weights);
+  // Shape error in image space (the fitted geometry S projected by M, pixels of the 64 px
+  // image): RMS over all vertices, at most a third of the start's and below 0.5 px.
   torch::NoGradGuard ng;
-  auto start_vertices = render::VerticesFromUVMap(m.face_template().topology, m.DecodeShape(p.start.f_shape).value);
-  const double shape_before = VertexRms(start_vertices, p.true_vertices);
-  const double shape_after = VertexRms(r.shape_vertices, p.true_vertices);
+  const auto& topo = m.face_template().topology;
+  auto screen = [&](const model::Encoding& e) {
+    auto v = render::VerticesFromUVMap(topo, m.DecodeShape(e.f_shape).value);
+    return ProjectPoints(e.projection, v);
+  };
+  auto truth = screen(p.truth);
+  const double before = (screen(p.start) - truth).pow(2).sum(2).mean().sqrt().item<double>();
+  const double after = (ProjectPoints(r.projection, r.shape_vertices) - truth).pow(2).sum(2).mean().sqrt().item<double>();
+  EXPECT_LT(after, before / 3) << before << " -> " << after;
+  EXPECT_LT(after, 0.5) << before << " -> " << after;
+  // Model-space vertices do not get worse (cm).
+  EXPECT_LE(VertexRms(r.shape_vertices, p.true_vertices),
+            VertexRms(render::VerticesFromUVMap(topo, m.DecodeShape(p.start.f_shape).value), p.true_vertices) * 1.05);
   for (int b = 0; b < 2; ++b) {
     const auto& s = r.summaries[b];
     SCOPED_TRACE(s.FullReport());
@@ -99,8 +111,6 @@ TEST(Fitter, RecoversAnImageRenderedFromKnownLatents) {
     EXPECT_LT(r.photometric[b].item<double>(), s.initial_terms.at("photometric") / 3);
     EXPECT_LT(r.landmark_error[b].item<double>(), 0.5);
   }
-  // Shape error (model units, cm): at most half the start's.
-  EXPECT_LT(shape_after, 0.5 * shape_before) << shape_before << " -> " << shape_after;
 }
 
 TEST(Fitter, EveryTermDecreasesAndEarlyExitStopsConvergedImages) {
@@ -109,8 +119,8 @@ TEST(Fitter, EveryTermDecreasesAndEarlyExitStopsConvergedImages) {
   FitOptions o;
   o.steps = 200;
   o.step_size = 0.02;
-  o.relative_tolerance = 2e-3;
-  o.patience = 3;
+  o.relative_tolerance = 0.05;
+  o.patience = 2;
   Fitter fitter(m, o);
   auto r = fitter.FitFrom(p.start, p.images, p.landmarks, p.weights);
   for (const auto& s : r.summaries) {
@@ -147,8 +157,11 @@ TEST(Fitter, ZeroStepsIsTheEncoderEstimateAndSubsetsStayFixed) {
   o.steps = 0;
   Fitter enc_only(m, o);
   auto r = enc_only.Fit(p.images, p.landmarks, p.weights);
-  torch::NoGradGuard ng;
-  auto e = m.Encode(p.images);
+  model::Encoding e;
+  {
+    torch::NoGradGuard ng;
+    e = m.Encode(p.images);
+  }
   EXPECT_TRUE(torch::equal(r.f_shape, e.f_shape));
   EXPECT_TRUE(torch::equal(r.projection, e.projection));
   EXPECT_EQ(r.summaries[0].termination, Termination::kNoIterations);
