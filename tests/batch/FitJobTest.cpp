@@ -285,6 +285,7 @@ TEST_F(FitJob, WritesAValidShardAndRecordsTheBadItem) {
 TEST_F(FitJob, ResumeAfterSigkillAtRandomPointsGivesTheUninterruptedResult) {
   ASSERT_TRUE(fs::exists(RefFile())) << ref_output_;
   std::mt19937 rng(2024);
+  int mid_run_kills = 0;  // kills that found closed parts (i.e. interrupted real progress)
   for (int round = 0; round < 3; ++round) {
     auto out = dir_->path() / ("kill" + std::to_string(round));
     int kills = 0;
@@ -296,12 +297,16 @@ TEST_F(FitJob, ResumeAfterSigkillAtRandomPointsGivesTheUninterruptedResult) {
       Wait(pid, &signalled);
       if (!signalled) break;  // it finished first
       ++kills;
+      const auto parts = out / "shard-00000-of-00001.parts";
+      if (fs::exists(parts) && !fs::is_empty(parts)) ++mid_run_kills;
     }
     auto r = RunCli(FitArgs(dir_->path(), out));
     ASSERT_EQ(r.exit_code, kExitSomeFailed) << r.output;
     SCOPED_TRACE("round " + std::to_string(round) + ", kills " + std::to_string(kills));
     ExpectSameResults(RefFile(), out / "shard-00000-of-00001.h5", 1e-4);
+    EXPECT_EQ(RunCli({"validate", (out / "shard-00000-of-00001.h5").string()}).exit_code, 0);
   }
+  EXPECT_GT(mid_run_kills, 0) << "no kill landed after the first part: the test did not exercise resume";
 }
 
 TEST_F(FitJob, SigtermExitsWithTheRequeueCodeAndTheLockRefusesASecondProcess) {
