@@ -286,23 +286,47 @@ TEST_F(FitJob, ResumeAfterSigkillAtRandomPointsGivesTheUninterruptedResult) {
   ASSERT_TRUE(fs::exists(RefFile())) << ref_output_;
   std::mt19937 rng(2024);
   int mid_run_kills = 0;  // kills that found closed parts (i.e. interrupted real progress)
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < 5; ++round) {
     auto out = dir_->path() / ("kill" + std::to_string(round));
     int kills = 0;
-    for (int attempt = 0; attempt < 8; ++attempt) {
+    const auto parts = out / "shard-00000-of-00001.parts";
+    auto count_parts = [&] {
+      int n = 0;
+      if (fs::exists(parts))
+        for (const auto& e : fs::directory_iterator(parts)) n += e.path().extension() == ".h5";
+      return n;
+    };
+    for (int attempt = 0; attempt < 12; ++attempt) {
+      // Kill at a random moment after the run has made new progress (one more closed part),
+      // or at a random early moment (startup, first batch) every third attempt.
+      const int before = count_parts();
       auto pid = Spawn(FitArgs(dir_->path(), out), dir_->path() / "kill.log");
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 2500)(rng)));
+      bool exited = false;
+      int st = 0;
+      if (attempt % 3 == 2) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(rng)));
+      } else {
+        for (int i = 0; i < 1000 && count_parts() <= before; ++i) {
+          if (waitpid(pid, &st, WNOHANG) == pid) {
+            exited = true;
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 150)(rng)));
+      }
+      if (exited) break;  // it finished first
       kill(pid, SIGKILL);
       bool signalled = false;
       Wait(pid, &signalled);
-      if (!signalled) break;  // it finished first
+      if (!signalled) break;
       ++kills;
-      const auto parts = out / "shard-00000-of-00001.parts";
-      if (fs::exists(parts) && !fs::is_empty(parts)) ++mid_run_kills;
+      if (count_parts() > 0) ++mid_run_kills;
     }
     auto r = RunCli(FitArgs(dir_->path(), out));
     ASSERT_EQ(r.exit_code, kExitSomeFailed) << r.output;
     SCOPED_TRACE("round " + std::to_string(round) + ", kills " + std::to_string(kills));
+    std::printf("resume round %d: %d SIGKILLs, %d of them after closed parts so far\n", round, kills, mid_run_kills);
     ExpectSameResults(RefFile(), out / "shard-00000-of-00001.h5", 1e-4);
     EXPECT_EQ(RunCli({"validate", (out / "shard-00000-of-00001.h5").string()}).exit_code, 0);
   }
