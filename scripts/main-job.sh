@@ -10,7 +10,7 @@ OUT=${2:?usage: main-job.sh FACEBATCH_BINARY OUT_DIR}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SAMPLES=${FACEBATCH_SAMPLES:-"$ROOT/samples"}
 MODEL=${FACEBATCH_MODEL:-"$ROOT/samples/models/default.h5"}
-STEPS=${FACEBATCH_STEPS:-20}
+STEPS=${FACEBATCH_STEPS:-10}
 mkdir -p "$OUT"
 "$FB" version
 for corpus in 300W-LP AFLW2000 CelebA folder; do
@@ -36,7 +36,7 @@ for corpus in 300W-LP AFLW2000 CelebA folder; do
   # 3 = finished with some failed items (recorded in the file); anything else is an error.
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "fit $corpus failed with exit code $rc" >&2; status=$rc; continue; fi
   "$FB" validate "$OUT/fit/$corpus/shard-00000-of-00001.h5"
-  "$FB" inspect "$OUT/fit/$corpus/shard-00000-of-00001.h5" | head -20
+  "$FB" inspect "$OUT/fit/$corpus/shard-00000-of-00001.h5"
 done
 echo "main job done: manifests in $OUT, shard files in $OUT/fit"
 exit $status
