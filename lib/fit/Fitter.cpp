@@ -144,6 +144,9 @@ Fitter::Fitter(model::FaceModel model, FitOptions options) : model_(std::move(mo
   latents_ = ParseLatentSet(options_.optimise);
   model_.eval();
   for (auto& p : model_.parameters()) p.requires_grad_(false);
+  if (options_.weights.perceptual > 0) {
+    perceptual_ = std::make_shared<PerceptualLoss>(options_.weights.PerceptualOptions());
+  }
 }
 
 namespace {
@@ -241,8 +244,9 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     auto albedo = model_.DecodeAlbedo(f_A);
     if (w.photometric > 0) {
       auto rec = ReconstructionPairings(shape.value, shape.proxy, albedo.value, albedo.proxy, images, render_fn,
-                                        pairings);
-      terms.Add("photometric", w.photometric, rec.total);  // eq. 4 (summed over the pairings, eq. 15)
+                                        pairings, perceptual_.get(), w.perceptual);
+      // eq. 4 (+ lambda_f eq. 5 = eq. 6), summed over the pairings (eq. 15)
+      terms.Add("photometric", w.photometric, rec.total);
     }
     if (w.landmark > 0) {  // eq. 7
       auto verts = render::VerticesFromUVMap(topo, shape.value);

@@ -3,7 +3,8 @@
 // parameters estimated by our encoder", "high-fidelity reconstruction by solely
 // optimizing latent representations"): per batch of B crops, the encoder gives
 // f_S, f_A, M, L; then Adam (or SGD) refines a chosen subset of them with
-//   photometric l2,1 (eq. 4) of the rendered pairing(s) (default I(S, A))
+//   photometric l2,1 (eq. 4) of the rendered pairing(s) (default I(S, A)), plus
+//   lambda_f x the perceptual loss (eqs. 5-6) when --loss.perceptual > 0 (term "photometric" = L_rec)
 //   + landmark alignment (eq. 7; 68 or 5 points per image)
 //   + optional latent priors (mean f^2; not in the paper),
 // each image on its own (fit/Optimiser.h MinimiseBatch: per-image Adam state,
@@ -19,6 +20,7 @@
 #include <ATen/Tensor.h>
 #include <array>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,6 +111,7 @@ class Fitter {
   FitOptions options_;
   unsigned latents_ = kAllLatents;
   FitTiming timing_;
+  std::shared_ptr<PerceptualLoss> perceptual_;  ///< eq. 5 network when --loss.perceptual > 0
 };
 
 /// Weak-perspective pose of M [B, 2, 4] (rows m1, m2 of the 2x3 part; image y down):
