@@ -9,4 +9,7 @@ int RunModelCommand(int argc, char** argv);
 int RunRenderTemplateCommand(int argc, char** argv);
 int RunTrainCommand(int argc, char** argv);
 int RunSynthCommand(int argc, char** argv);
+int RunFitCommand(int argc, char** argv);
+int RunValidateCommand(int argc, char** argv);
+int RunInspectCommand(int argc, char** argv);
 }  // namespace facebatch::tools

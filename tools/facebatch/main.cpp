@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
       {"render-template", "render the default face template to PNGs (poses x lights)", &facebatch::tools::RunRenderTemplateCommand},
       {"train", "train a face model with the paper's objective (pre-training, proxies, residuals)", &facebatch::tools::RunTrainCommand},
       {"synth", "render a synthetic face corpus (300W-LP, AFLW2000-3D, CelebA layout) with ground truth", &facebatch::tools::RunSynthCommand},
+      {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
+      {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
+      {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }

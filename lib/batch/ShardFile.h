@@ -1,0 +1,85 @@
+#pragma once
+// The shard file (schemas/shard.md, schemas/shard.schema.json): one HDF5 file
+// per shard with the topology once and every per-image dataset [n, ...]
+// chunked one image per chunk (shuffle + deflate; readable by h5py without
+// plugins). Part files (crash safety, see ShardWriter.h) use the same layout.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "batch/H5.h"
+
+namespace facebatch::batch {
+
+inline constexpr const char* kShardFormat = "facebatch-shard";
+inline constexpr int kShardSchemaVersion = 1;
+
+/// Selectable UV-map outputs (--outputs), in file order.
+const std::vector<std::string>& MapOutputNames();  ///< shape, shape_proxy, albedo, albedo_proxy, shape_residual, albedo_residual
+/// Everything selectable: the maps plus "vertices" (model space and projected into the original image).
+std::set<std::string> ParseOutputs(const std::string& text);  ///< "all" or a comma list; UsageError otherwise
+
+/// Sizes that fix the per-image dims.
+struct LayoutSizes {
+  int64_t latent_shape = 0, latent_albedo = 0;
+  int64_t uv_rows = 0, uv_cols = 0, num_vertices = 0, num_triangles = 0;
+  std::vector<std::string> terms;  ///< fit term names (the last is "total")
+};
+
+struct FieldSpec {
+  std::string path;             ///< e.g. "/latents/f_shape"
+  h5::Kind kind = h5::Kind::kFloat32;
+  std::vector<int64_t> dims;    ///< per image (without the leading n)
+  std::string description;
+  int64_t size() const;
+};
+
+struct ShardLayout {
+  LayoutSizes sizes;
+  std::set<std::string> outputs;
+  bool half = false;  ///< UV maps and vertices stored as float16
+  std::vector<FieldSpec> fields;
+  static ShardLayout Make(const LayoutSizes& sizes, const std::set<std::string>& outputs, bool half);
+  const FieldSpec* Find(const std::string& path) const;
+};
+
+/// One image's values (float fields in float32; f16 conversion happens on writing).
+struct ImageRecord {
+  std::string id;
+  int64_t position = 0;  ///< position in the shard's item list (output order)
+  std::map<std::string, std::string> strings;           ///< by field path
+  std::map<std::string, std::vector<float>> floats;     ///< float32/float16 fields
+  std::map<std::string, std::vector<double>> doubles;   ///< float64 fields
+  std::map<std::string, std::vector<int64_t>> ints;     ///< int64/uint8 fields
+};
+
+/// File-level content: root attributes and the topology.
+struct ShardHeader {
+  std::map<std::string, std::string> string_attrs;  ///< besides format (set by the writer)
+  std::map<std::string, int64_t> int_attrs;         ///< besides schema_version, num_images
+  std::vector<int64_t> triangles;   ///< [F, 3]
+  std::vector<float> vertex_uv;     ///< [N, 2]
+  std::vector<int64_t> landmarks68; ///< [68]
+  std::vector<int64_t> mask;        ///< [U, V] 0/1 (stored uint8)
+};
+
+/// Writes a complete file (records in the given order) to `path` (not atomic:
+/// callers write to a .tmp and rename).
+void WriteShardFile(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
+                    const std::vector<ImageRecord>& records);
+
+/// Writes `path` from the images of `parts` (files of the same layout), each
+/// image at row order.at(id) (every id of every part must be in `order`, and
+/// `order` must be a permutation of 0..n-1). Memory: one part at a time.
+void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
+                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order);
+
+/// The ids (/images/id) of a shard or part file.
+std::vector<std::string> ReadShardIds(const std::string& path);
+
+/// The layout a file declares in its attributes (sizes, outputs, dtype, term names).
+ShardLayout LayoutOfFile(const h5::Reader& reader);
+
+}  // namespace facebatch::batch

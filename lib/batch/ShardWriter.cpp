@@ -1,0 +1,154 @@
+#include "batch/ShardWriter.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/Error.h"
+#include "core/Log.h"
+#include "io/Manifest.h"
+
+namespace facebatch::batch {
+namespace fs = std::filesystem;
+
+ShardPaths MakeShardPaths(const std::string& out_dir, const io::ShardSpec& spec) {
+  return {(fs::path(out_dir) / fmt::format("shard-{:05d}-of-{:05d}", spec.index, spec.count)).string()};
+}
+
+ShardLock::ShardLock(const std::string& path, bool force) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw InputError(path, "cannot open the lock file");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+    held_ = true;
+    return;
+  }
+  if (!force) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(path + ": this shard is locked by another running process (a second `facebatch fit` on the "
+                       "same shard); wait for it, or pass --overwrite to start over anyway");
+  }
+  log::Warn("{}: locked by another process; going on because of --overwrite", path);
+}
+
+ShardLock::~ShardLock() {
+  if (fd_ >= 0) {
+    if (held_) ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+}
+
+std::string IdsHash(const std::vector<std::string>& ids) {
+  uint64_t h = io::kFnvOffset;
+  for (const auto& id : ids) h = io::Fnv1a64(id + "\n", h);
+  return fmt::format("fnv1a64:{:016x}", h);
+}
+
+ShardWriter::ShardWriter(ShardPaths paths, ShardHeader header, ShardLayout layout, int part_size)
+    : paths_(std::move(paths)), header_(std::move(header)), layout_(std::move(layout)), part_size_(part_size) {}
+
+bool ShardWriter::Complete() const { return fs::exists(paths_.file()) && fs::exists(paths_.done()); }
+
+void ShardWriter::RemoveAll() {
+  std::error_code ec;
+  fs::remove(paths_.done(), ec);
+  fs::remove(paths_.file(), ec);
+  fs::remove(paths_.file() + ".tmp", ec);
+  fs::remove_all(paths_.parts(), ec);
+  next_part_ = 0;
+}
+
+std::vector<std::string> ShardWriter::PartFiles() const {
+  std::vector<std::string> out;
+  if (!fs::exists(paths_.parts())) return out;
+  for (const auto& e : fs::directory_iterator(paths_.parts())) {
+    auto name = e.path().filename().string();
+    if (name.rfind("part-", 0) == 0 && e.path().extension() == ".h5") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::set<std::string> ShardWriter::DoneIds() {
+  std::set<std::string> done;
+  if (!fs::exists(paths_.parts())) return done;
+  for (const auto& e : fs::directory_iterator(paths_.parts())) {
+    if (e.path().extension() == ".tmp") fs::remove(e.path());  // an unfinished part of a killed run
+  }
+  for (const auto& part : PartFiles()) {
+    auto stem = fs::path(part).stem().string();  // part-000012
+    next_part_ = std::max(next_part_, std::stoi(stem.substr(5)) + 1);
+    for (auto& id : ReadShardIds(part)) {
+      if (!done.insert(id).second) throw InputError(part, "image '" + id + "' is also in another part");
+    }
+  }
+  return done;
+}
+
+void ShardWriter::Add(ImageRecord record) {
+  buffer_.push_back(std::move(record));
+  if (static_cast<int>(buffer_.size()) >= part_size_) Flush();
+}
+
+void ShardWriter::Flush() {
+  if (buffer_.empty()) return;
+  fs::create_directories(paths_.parts());
+  const auto final_path = (fs::path(paths_.parts()) / fmt::format("part-{:06d}.h5", next_part_++)).string();
+  const auto tmp = final_path + ".tmp";
+  WriteShardFile(tmp, header_, layout_, buffer_);
+  h5::AtomicRename(tmp, final_path);
+  written_ += static_cast<int64_t>(buffer_.size());
+  log::Debug("wrote {} ({} images)", final_path, buffer_.size());
+  buffer_.clear();
+}
+
+std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string>& shard_ids) {
+  Flush();
+  std::map<std::string, int64_t> order;
+  for (size_t i = 0; i < shard_ids.size(); ++i) order[shard_ids[i]] = static_cast<int64_t>(i);
+  const auto parts = PartFiles();
+  const auto tmp = paths_.file() + ".tmp";
+  ConsolidateShardFiles(tmp, header_, layout_, parts, order);
+  h5::AtomicRename(tmp, paths_.file());
+  // Counts by status from the consolidated file.
+  std::map<std::string, int64_t> counts;
+  h5::Reader r(paths_.file());
+  auto ids = r.Read("/images/id").strings;
+  if (ids != shard_ids) throw InputError(paths_.file(), "consolidated ids differ from the shard's ids");
+  auto status = r.Read("/images/status").strings;
+  auto reasons = r.Read("/images/reason_code").strings;
+  for (size_t i = 0; i < status.size(); ++i) {
+    ++counts[status[i]];
+    if (status[i] != "ok") ++counts["failed:" + reasons[i]];
+  }
+  nlohmann::json j;
+  j["format"] = "facebatch-shard-done";
+  j["schema_version"] = kShardSchemaVersion;
+  j["file"] = fs::path(paths_.file()).filename().string();
+  j["num_images"] = ids.size();
+  j["counts"] = counts;
+  j["ids_hash"] = IdsHash(ids);
+  for (const auto& k : {"shard", "manifest_hash", "model_sha256"}) {
+    auto it = header_.string_attrs.find(k);
+    if (it != header_.string_attrs.end()) j[k] = it->second;
+  }
+  const auto done_tmp = paths_.done() + ".tmp";
+  {
+    std::ofstream f(done_tmp);
+    f << j.dump(2) << "\n";
+    if (!f) throw InputError(done_tmp, "cannot write the completion marker");
+  }
+  h5::AtomicRename(done_tmp, paths_.done());
+  std::error_code ec;
+  fs::remove_all(paths_.parts(), ec);
+  return counts;
+}
+
+}  // namespace facebatch::batch

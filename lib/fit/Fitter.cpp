@@ -1,0 +1,301 @@
+#include "fit/Fitter.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "core/Error.h"
+#include "render/Render.h"
+#include "render/Topology.h"
+
+namespace facebatch::fit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct LatentName {
+  unsigned bit;
+  const char* name;
+};
+constexpr LatentName kLatentNames[] = {
+    {kLatentShape, "shape"}, {kLatentAlbedo, "albedo"}, {kLatentProjection, "projection"}, {kLatentLighting, "lighting"}};
+
+}  // namespace
+
+unsigned ParseLatentSet(const std::string& text) {
+  if (text == "all") return kAllLatents;
+  unsigned set = 0;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    bool found = false;
+    for (const auto& l : kLatentNames) {
+      if (part == l.name) set |= l.bit, found = true;
+    }
+    if (!found) {
+      throw UsageError(fmt::format("unknown latent '{}' in '{}' (expected all or a comma list of "
+                                   "shape, albedo, projection, lighting)", part, text));
+    }
+  }
+  if (set == 0) throw UsageError("no latent to optimise in '" + text + "'");
+  return set;
+}
+
+std::string LatentSetToString(unsigned set) {
+  if (set == kAllLatents) return "all";
+  std::string out;
+  for (const auto& l : kLatentNames) {
+    if (set & l.bit) out += (out.empty() ? "" : ",") + std::string(l.name);
+  }
+  return out;
+}
+
+LossWeights FitOptions::DefaultFitWeights() {
+  LossWeights w;
+  w.pairings = "fit";
+  return w;
+}
+
+void FitOptions::Check() const {
+  if (steps < 0) throw UsageError(fmt::format("fit: --steps must be >= 0, got {}", steps));
+  ParseLatentSet(optimise);
+  ParseOptimiserMethod(method);
+  if (!(step_size > 0) || !std::isfinite(step_size)) throw UsageError("fit: --step-size must be > 0");
+  if (!(relative_tolerance >= 0)) throw UsageError("fit: --tolerance must be >= 0");
+  if (patience < 1) throw UsageError("fit: --patience must be >= 1");
+  weights.Check("loss");
+  Minimise().Check();
+}
+
+MinimiseOptions FitOptions::Minimise() const {
+  MinimiseOptions m;
+  m.max_iterations = steps;
+  m.optimiser.method = ParseOptimiserMethod(method);
+  m.optimiser.step_size = step_size;
+  m.convergence.relative_tolerance = relative_tolerance;
+  m.convergence.patience = patience;
+  m.step_reduction = step_reduction;
+  m.max_step_reductions = max_step_reductions;
+  return m;
+}
+
+std::pair<at::Tensor, at::Tensor> PackLandmarks(const std::vector<std::vector<std::array<double, 2>>>& points,
+                                                int image_size, int crop_size) {
+  const int64_t B = static_cast<int64_t>(points.size());
+  auto lm = torch::zeros({B, kPackedLandmarks, 2}, torch::kFloat32);
+  auto w = torch::zeros({B, kPackedLandmarks}, torch::kFloat32);
+  auto L = lm.accessor<float, 3>();
+  auto W = w.accessor<float, 2>();
+  // Pixel centres at integers in both sizes: x' = (x + 0.5) * s - 0.5.
+  const double s = static_cast<double>(image_size) / crop_size;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = points[b];
+    int offset = p.size() == 68 ? 0 : p.size() == 5 ? 68 : -1;
+    if (offset < 0) continue;
+    for (size_t k = 0; k < p.size(); ++k) {
+      if (!std::isfinite(p[k][0]) || !std::isfinite(p[k][1])) continue;
+      L[b][offset + k][0] = static_cast<float>((p[k][0] + 0.5) * s - 0.5);
+      L[b][offset + k][1] = static_cast<float>((p[k][1] + 0.5) * s - 0.5);
+      W[b][offset + k] = 1.0f;
+    }
+  }
+  return {lm, w};
+}
+
+std::vector<std::string> ObjectiveTermNames(const LossWeights& w) {
+  std::vector<std::string> names;
+  if (w.photometric > 0) names.push_back("photometric");
+  if (w.landmark > 0) names.push_back("landmark");
+  if (w.latent_shape_prior > 0) names.push_back("shape_prior");
+  if (w.latent_albedo_prior > 0) names.push_back("albedo_prior");
+  if (names.empty()) names.push_back("zero");
+  names.push_back("total");
+  return names;
+}
+
+at::Tensor PoseFromProjection(const at::Tensor& projection) {
+  auto M = projection.to(torch::kFloat64);
+  auto m1 = M.select(1, 0).slice(1, 0, 3);
+  auto m2 = M.select(1, 1).slice(1, 0, 3);
+  auto n1 = m1.norm(2, 1, true), n2 = m2.norm(2, 1, true);
+  auto scale = (n1 + n2).squeeze(1) / 2;
+  auto r1 = m1 / n1.clamp_min(1e-12);
+  auto r2 = -m2;  // back to y up
+  r2 = r2 - (r2 * r1).sum(1, true) * r1;
+  r2 = r2 / r2.norm(2, 1, true).clamp_min(1e-12);
+  auto r3 = torch::cross(r1, r2, 1);
+  // R = Rz(roll) Ry(yaw) Rx(pitch): R20 = -sin(yaw), R21 = cos(yaw) sin(pitch), R22 = cos(yaw) cos(pitch),
+  // R10 = sin(roll) cos(yaw), R00 = cos(roll) cos(yaw).
+  auto R00 = r1.select(1, 0), R10 = r2.select(1, 0), R20 = r3.select(1, 0);
+  auto R21 = r3.select(1, 1), R22 = r3.select(1, 2);
+  auto yaw = torch::atan2(-R20, torch::sqrt(R00 * R00 + R10 * R10));
+  auto pitch = torch::atan2(R21, R22);
+  auto roll = torch::atan2(R10, R00);
+  auto t = M.select(2, 3);
+  return torch::stack({yaw, pitch, roll, scale, t.select(1, 0), t.select(1, 1)}, 1).to(torch::kFloat32);
+}
+
+Fitter::Fitter(model::FaceModel model, FitOptions options) : model_(std::move(model)), options_(std::move(options)) {
+  options_.Check();
+  latents_ = ParseLatentSet(options_.optimise);
+  model_.eval();
+  for (auto& p : model_.parameters()) p.requires_grad_(false);
+  if (options_.weights.perceptual > 0) {
+    perceptual_ = std::make_shared<PerceptualLoss>(options_.weights.PerceptualOptions());
+  }
+}
+
+namespace {
+
+// Model landmarks [B, 73, 3]: the 68 iBUG vertices then the 5-point set.
+at::Tensor ModelLandmarks(const render::FaceTopology& topo, const at::Tensor& vertices) {
+  auto idx = topo.landmarks68.to(vertices.device());
+  auto l68 = vertices.index_select(1, idx);
+  auto eyes = render::EyeIndices68();
+  auto mean_of = [&](const std::array<int, 6>& ids) {
+    std::vector<int64_t> v(ids.begin(), ids.end());
+    return l68.index_select(1, torch::tensor(v, torch::kInt64).to(vertices.device())).mean(1, true);
+  };
+  auto pick = [&](int i) { return l68.slice(1, i, i + 1); };
+  auto l5 = torch::cat({mean_of(eyes[0]), mean_of(eyes[1]), pick(render::kNoseTip68), pick(render::kMouthLeft68),
+                        pick(render::kMouthRight68)},
+                       1);
+  return torch::cat({l68, l5}, 1);
+}
+
+}  // namespace
+
+FitResult Fitter::Fit(const at::Tensor& images, const at::Tensor& landmarks, const at::Tensor& weights,
+                      std::function<bool()> interrupted) {
+  return FitFrom(model::Encoding{}, images, landmarks, weights, std::move(interrupted));
+}
+
+FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_in, const at::Tensor& landmarks_in,
+                          const at::Tensor& weights_in, std::function<bool()> interrupted) {
+  const auto& cfg = model_.config();
+  const int S = cfg.image_size;
+  const auto device = model_.device();
+  if (images_in.dim() != 4 || images_in.size(1) != 3 || images_in.size(2) != S || images_in.size(3) != S) {
+    std::ostringstream got;
+    got << images_in.sizes();
+    throw Error(fmt::format("Fitter::Fit: images must be [B, 3, {}, {}], got {}", S, S, got.str()));
+  }
+  const int64_t B = images_in.size(0);
+  if (landmarks_in.sizes().vec() != std::vector<int64_t>{B, kPackedLandmarks, 2} ||
+      weights_in.sizes().vec() != std::vector<int64_t>{B, kPackedLandmarks}) {
+    throw Error(fmt::format("Fitter::Fit: landmarks must be [B, {}, 2] and weights [B, {}]", kPackedLandmarks,
+                            kPackedLandmarks));
+  }
+  auto images = images_in.to(device, torch::kFloat32);
+  auto landmarks = landmarks_in.to(device, torch::kFloat32);
+  auto lm_weights = weights_in.to(device, torch::kFloat32);
+  torch::AutoGradMode grad_on(true);  // callers may be inside a NoGradGuard
+  FitResult r;
+  // A non-finite input image is replaced by zeros for the (shared) forward pass and recorded.
+  r.finite_input = torch::isfinite(images).flatten(1).all(1).cpu();
+  images = torch::where(torch::isfinite(images), images, torch::zeros_like(images));
+  lm_weights = torch::where(torch::isfinite(landmarks).all(2), lm_weights, torch::zeros_like(lm_weights));
+  landmarks = torch::nan_to_num(landmarks, 0.0, 0.0, 0.0);
+
+  auto t0 = Clock::now();
+  model::Encoding enc = init;
+  if (!enc.f_shape.defined()) {
+    torch::NoGradGuard ng;
+    enc = model_.Encode(images);
+  } else {
+    enc.f_shape = enc.f_shape.to(device, torch::kFloat32);
+    enc.f_albedo = enc.f_albedo.to(device, torch::kFloat32);
+    enc.projection = enc.projection.to(device, torch::kFloat32);
+    enc.lighting = enc.lighting.to(device, torch::kFloat32);
+  }
+  timing_.encode += Since(t0);
+  auto leaf = [&](const at::Tensor& t, unsigned bit) {
+    auto x = t.detach().clone();
+    if (latents_ & bit) x.requires_grad_(true);
+    return x;
+  };
+  auto f_S = leaf(enc.f_shape, kLatentShape);
+  auto f_A = leaf(enc.f_albedo, kLatentAlbedo);
+  auto M = leaf(enc.projection, kLatentProjection);
+  auto L = leaf(enc.lighting, kLatentLighting);
+  std::vector<at::Tensor> params;
+  for (auto& [bit, t] : std::vector<std::pair<unsigned, at::Tensor>>{
+           {kLatentShape, f_S}, {kLatentAlbedo, f_A}, {kLatentProjection, M}, {kLatentLighting, L}}) {
+    if (latents_ & bit) params.push_back(t);
+  }
+
+  const auto& topo = model_.face_template().topology;
+  const auto& w = options_.weights;
+  const unsigned pairings = w.PairingBits();
+  const double lm_scale = w.landmark_scale * S / 224.0;
+  auto render_fn = [&](const at::Tensor& shape, const at::Tensor& albedo) {
+    auto rr = render::Render(topo, render::VerticesFromUVMap(topo, shape), render::VerticesFromUVMap(topo, albedo),
+                             M, L, S, S);
+    return Rendering{rr.image, rr.mask};
+  };
+  auto objective = [&]() {
+    auto t1 = Clock::now();
+    LossTerms terms;
+    auto shape = model_.DecodeShape(f_S);
+    auto albedo = model_.DecodeAlbedo(f_A);
+    if (w.photometric > 0) {
+      auto rec = ReconstructionPairings(shape.value, shape.proxy, albedo.value, albedo.proxy, images, render_fn,
+                                        pairings, perceptual_.get(), w.perceptual);
+      // eq. 4 (+ lambda_f eq. 5 = eq. 6), summed over the pairings (eq. 15)
+      terms.Add("photometric", w.photometric, rec.total);
+    }
+    if (w.landmark > 0) {  // eq. 7
+      auto verts = render::VerticesFromUVMap(topo, shape.value);
+      auto projected = ProjectPoints(M, ModelLandmarks(topo, verts));
+      terms.Add("landmark", w.landmark, LandmarkLoss(projected, landmarks, lm_weights, lm_scale));
+    }
+    if (w.latent_shape_prior > 0) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
+    if (w.latent_albedo_prior > 0) terms.Add("albedo_prior", w.latent_albedo_prior, LatentPriorLoss(f_A));
+    if (terms.empty()) terms.Add("zero", 0.0, torch::zeros({B}, images.options()));
+    timing_.objective += Since(t1);
+    ++timing_.objective_calls;
+    return terms;
+  };
+
+  auto t2 = Clock::now();
+  auto mopts = options_.Minimise();
+  mopts.interrupted = std::move(interrupted);
+  if (params.empty()) mopts.max_iterations = 0;
+  if (params.empty()) {
+    // Nothing to optimise: a dummy leaf so MinimiseBatch still reports the initial terms.
+    params.push_back(torch::zeros({B, 1}, images.options()).requires_grad_(true));
+  }
+  r.summaries = MinimiseBatch(params, objective, mopts);
+  const double seconds = Since(t0);
+  for (auto& s : r.summaries) s.seconds = seconds;
+  timing_.optimise += Since(t2);
+  r.term_names = ObjectiveTermNames(w);
+
+  auto t3 = Clock::now();
+  torch::NoGradGuard ng;
+  r.f_shape = f_S.detach();
+  r.f_albedo = f_A.detach();
+  r.projection = M.detach();
+  r.lighting = L.detach();
+  r.shape = model_.DecodeShape(r.f_shape);
+  r.albedo = model_.DecodeAlbedo(r.f_albedo);
+  r.shape_vertices = render::VerticesFromUVMap(topo, r.shape.value);
+  auto albedo_vertices = render::VerticesFromUVMap(topo, r.albedo.value);
+  auto rr = render::Render(topo, r.shape_vertices, albedo_vertices, r.projection, r.lighting, S, S);
+  r.screen_vertices = rr.screen;
+  r.photometric = PhotometricLoss(rr.image, images, rr.mask).per_image.cpu();
+  auto projected = ProjectPoints(r.projection, ModelLandmarks(topo, r.shape_vertices));
+  auto dist = (projected - landmarks).norm(2, 2);
+  auto wsum = lm_weights.sum(1);
+  r.landmark_error = torch::where(wsum > 0, (dist * lm_weights).sum(1) / wsum.clamp_min(1e-12),
+                                  torch::full_like(wsum, std::nan("")))
+                         .cpu();
+  timing_.finish += Since(t3);
+  return r;
+}
+
+}  // namespace facebatch::fit

@@ -1,0 +1,123 @@
+#pragma once
+// Latent fitting (issue 7; paper section 4: "SGD on f_A and L with the initial
+// parameters estimated by our encoder", "high-fidelity reconstruction by solely
+// optimizing latent representations"): per batch of B crops, the encoder gives
+// f_S, f_A, M, L; then Adam (or SGD) refines a chosen subset of them with
+//   photometric l2,1 (eq. 4) of the rendered pairing(s) (default I(S, A)), plus
+//   lambda_f x the perceptual loss (eqs. 5-6) when --loss.perceptual > 0 (term "photometric" = L_rec)
+//   + landmark alignment (eq. 7; 68 or 5 points per image)
+//   + optional latent priors (mean f^2; not in the paper),
+// each image on its own (fit/Optimiser.h MinimiseBatch: per-image Adam state,
+// convergence, early exit, divergence recovery with step reduction).
+//
+// Tensor layouts (float32, model device), S = model.config().image_size:
+//   images     [B, 3, S, S] RGB in [0, 1] (crops resized to S, see io::CropFace(size = S))
+//   landmarks  [B, 73, 2] in crop pixels (facebatch convention: origin at the centre of the
+//              top-left pixel, y down): rows 0-67 the iBUG-68 points, rows 68-72 the 5-point
+//              set (eye centres, nose tip, mouth corners); landmark_weights [B, 73] selects
+//              which rows an image has (1/0). Build them with PackLandmarks().
+// The model's parameters are frozen (requires_grad false) and it is put in eval mode.
+#include <ATen/Tensor.h>
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fit/LossWeights.h"
+#include "fit/Optimiser.h"
+#include "model/FaceModel.h"
+
+namespace facebatch::fit {
+
+/// Number of landmark rows of a packed target: 68 iBUG points then 5 points.
+constexpr int kPackedLandmarks = 73;
+
+/// Latents that can be optimised.
+enum LatentSet : unsigned {
+  kLatentShape = 1u << 0,       ///< f_S
+  kLatentAlbedo = 1u << 1,      ///< f_A
+  kLatentProjection = 1u << 2,  ///< M
+  kLatentLighting = 1u << 3,    ///< L
+  kAllLatents = 15u,
+};
+/// "all" or a comma list of shape, albedo, projection, lighting (UsageError otherwise).
+unsigned ParseLatentSet(const std::string& text);
+std::string LatentSetToString(unsigned set);
+
+struct FitOptions {
+  /// Optimiser iterations per image (0: encoder only, the regression mode).
+  int steps = 50;
+  /// Which latents the optimiser changes: "all" or a comma list of
+  /// shape, albedo, projection, lighting (paper section 4 fits albedo,lighting).
+  std::string optimise = "all";
+  std::string method = "adam";  ///< adam | sgd
+  double step_size = 0.01;      ///< initial step per image (latent fitting; the paper trains at 0.001)
+  double relative_tolerance = 1e-4;  ///< convergence: relative loss change per iteration ...
+  int patience = 5;                  ///< ... for this many consecutive iterations
+  double step_reduction = 0.5;       ///< divergence: restore best state, multiply the step by this
+  int max_step_reductions = 3;       ///< then the image is recorded as diverged
+  /// Loss weights (bound as --loss.*); pairings default to "fit" (I(S, A)).
+  LossWeights weights = DefaultFitWeights();
+  static LossWeights DefaultFitWeights();
+  void Check() const;  ///< UsageError on bad values
+  MinimiseOptions Minimise() const;
+};
+
+/// Names of the objective's terms for `weights`, in evaluation order, then "total"
+/// (photometric, landmark, shape_prior, albedo_prior; "zero" when every weight is 0).
+std::vector<std::string> ObjectiveTermNames(const LossWeights& weights);
+
+/// Packs per-image landmarks (crop pixels of a crop of width `crop_size`)
+/// rescaled to `image_size`: returns {landmarks [B, 73, 2], weights [B, 73]}.
+/// points[b] has 68 or 5 (x, y) pairs (other counts: no landmark term).
+std::pair<at::Tensor, at::Tensor> PackLandmarks(const std::vector<std::vector<std::array<double, 2>>>& points,
+                                                int image_size, int crop_size);
+
+struct FitResult {
+  at::Tensor f_shape, f_albedo, projection, lighting;  ///< fitted (best state), detached
+  model::DecodedMaps shape, albedo;                    ///< decoded from the fitted latents, detached
+  at::Tensor shape_vertices;       ///< [B, N, 3] model space
+  at::Tensor screen_vertices;      ///< [B, N, 2] projected by M into the S x S model image
+  at::Tensor photometric;          ///< [B] final l2,1 error (eq. 4) of I(S, A) over covered pixels
+  at::Tensor landmark_error;       ///< [B] mean landmark distance in model-image pixels (NaN without landmarks)
+  at::Tensor finite_input;         ///< [B] bool: the input image was finite
+  std::vector<FitSummary> summaries;
+  std::vector<std::string> term_names;  ///< unweighted terms of the objective, in order, then "total"
+};
+
+/// Time spent per phase over the fits of one Fitter (seconds, summed over calls).
+struct FitTiming {
+  double encode = 0, objective = 0, optimise = 0, finish = 0;
+  int64_t objective_calls = 0;
+};
+
+class Fitter {
+ public:
+  /// `model` is used as is (share nothing with other threads: one Fitter per worker).
+  Fitter(model::FaceModel model, FitOptions options);
+  /// Fits a batch. `interrupted` is polled once per iteration (stops every image: kInterrupted).
+  FitResult Fit(const at::Tensor& images, const at::Tensor& landmarks, const at::Tensor& landmark_weights,
+                std::function<bool()> interrupted = {});
+  /// Fits from a given initialisation instead of the encoder's (tests, warm starts).
+  FitResult FitFrom(const model::Encoding& init, const at::Tensor& images, const at::Tensor& landmarks,
+                    const at::Tensor& landmark_weights, std::function<bool()> interrupted = {});
+  const FitOptions& options() const { return options_; }
+  const model::FaceModel& model() const { return model_; }
+  const FitTiming& timing() const { return timing_; }
+
+ private:
+  model::FaceModel model_;
+  FitOptions options_;
+  unsigned latents_ = kAllLatents;
+  FitTiming timing_;
+  std::shared_ptr<PerceptualLoss> perceptual_;  ///< eq. 5 network when --loss.perceptual > 0
+};
+
+/// Weak-perspective pose of M [B, 2, 4] (rows m1, m2 of the 2x3 part; image y down):
+/// scale s = (|m1| + |m2|) / 2, rotation rows r1 = m1/|m1|, r2 = -m2/|m2| (back to y up),
+/// r3 = r1 x r2, orthonormalised; R = Rz(roll) Ry(yaw) Rx(pitch), angles in radians;
+/// translation = M[:, :, 3] in image pixels. Returns [B, 6]: yaw, pitch, roll, scale, tx, ty.
+at::Tensor PoseFromProjection(const at::Tensor& projection);
+
+}  // namespace facebatch::fit

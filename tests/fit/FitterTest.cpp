@@ -1,0 +1,200 @@
+// Fitter (issue 7): recovery of latents from an image rendered with known
+// latents, per-term decrease, early exit, NaN input, encoder-only mode, pose.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/Error.h"
+#include "fit/Fitter.h"
+#include "model/FaceModel.h"
+#include "model/SyntheticTemplate.h"
+#include "render/Render.h"
+
+namespace facebatch::fit {
+namespace {
+
+model::ModelConfig Tiny() {
+  model::ModelConfig c;
+  c.preset = "test";
+  c.uv_rows = 24;
+  c.uv_cols = 28;
+  c.latent_shape = 8;
+  c.latent_albedo = 8;
+  c.image_size = 64;
+  c.encoder_channels = {4, 8};
+  c.global_channels = {8, 8, 6};
+  c.local_channels = {6, 4};
+  c.fusion_channels = 6;
+  c.regions = model::DefaultRegions(c.uv_rows, c.uv_cols);
+  return c;
+}
+
+model::FaceModel TinyModel() {
+  auto c = Tiny();
+  auto t = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
+  c.regions = t.topology.regions;
+  auto m = model::FaceModel::Create(c, t, 7);
+  m.eval();
+  return m;
+}
+
+// A target rendered from chosen latents, its landmarks, and perturbed latents to start from.
+struct Problem {
+  model::Encoding truth, start;
+  at::Tensor images, landmarks, weights, true_vertices;
+};
+
+Problem MakeProblem(const model::FaceModel& m, int64_t B, double perturb) {
+  torch::manual_seed(123);
+  torch::NoGradGuard ng;
+  const int S = m.config().image_size;
+  const auto& n = m.normalisation();
+  Problem p;
+  p.truth.f_shape = 0.5 * torch::randn({B, m.config().latent_shape});
+  p.truth.f_albedo = 0.5 * torch::randn({B, m.config().latent_albedo});
+  p.truth.projection = (n.m_mean + 0.02 * n.m_std * torch::randn({B, 8})).view({B, 2, 4});
+  p.truth.lighting = n.l_mean + 0.1 * n.l_std * torch::randn({B, 27});
+  const auto& topo = m.face_template().topology;
+  auto shape = m.DecodeShape(p.truth.f_shape).value;
+  auto albedo = m.DecodeAlbedo(p.truth.f_albedo).value;
+  p.true_vertices = render::VerticesFromUVMap(topo, shape);
+  auto rr = render::Render(topo, p.true_vertices, render::VerticesFromUVMap(topo, albedo), p.truth.projection,
+                           p.truth.lighting, S, S);
+  p.images = rr.image;
+  auto l68 = ProjectPoints(p.truth.projection, p.true_vertices.index_select(1, topo.landmarks68));
+  std::vector<std::vector<std::array<double, 2>>> pts(B);
+  for (int64_t b = 0; b < B; ++b)
+    for (int k = 0; k < 68; ++k) pts[b].push_back({l68[b][k][0].item<double>(), l68[b][k][1].item<double>()});
+  std::tie(p.landmarks, p.weights) = PackLandmarks(pts, S, S);
+  p.start.f_shape = p.truth.f_shape + perturb * torch::randn_like(p.truth.f_shape);
+  p.start.f_albedo = p.truth.f_albedo + perturb * torch::randn_like(p.truth.f_albedo);
+  p.start.projection = p.truth.projection + (0.03 * n.m_std * torch::randn({B, 8})).view({B, 2, 4});
+  p.start.lighting = p.truth.lighting + 0.1 * n.l_std * torch::randn({B, 27});
+  return p;
+}
+
+double VertexRms(const at::Tensor& a, const at::Tensor& b) { return (a - b).pow(2).sum(2).mean().sqrt().item<double>(); }
+
+TEST(Fitter, RecoversAnImageRenderedFromKnownLatents) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 2, 0.6);
+  FitOptions o;
+  o.steps = 80;
+  o.step_size = 0.03;
+  o.relative_tolerance = 1e-6;
+  Fitter fitter(m, o);
+  auto r = fitter.FitFrom(p.start, p.images, p.landmarks, p.weights);
+  // Shape error in image space (the fitted geometry S projected by M, pixels of the 64 px
+  // image): RMS over all vertices, at most a third of the start's and below 0.5 px.
+  torch::NoGradGuard ng;
+  const auto& topo = m.face_template().topology;
+  auto screen = [&](const model::Encoding& e) {
+    auto v = render::VerticesFromUVMap(topo, m.DecodeShape(e.f_shape).value);
+    return ProjectPoints(e.projection, v);
+  };
+  auto truth = screen(p.truth);
+  const double before = (screen(p.start) - truth).pow(2).sum(2).mean().sqrt().item<double>();
+  const double after = (ProjectPoints(r.projection, r.shape_vertices) - truth).pow(2).sum(2).mean().sqrt().item<double>();
+  EXPECT_LT(after, before / 3) << before << " -> " << after;
+  EXPECT_LT(after, 0.5) << before << " -> " << after;
+  // Model-space vertices do not get worse (cm).
+  EXPECT_LE(VertexRms(r.shape_vertices, p.true_vertices),
+            VertexRms(render::VerticesFromUVMap(topo, m.DecodeShape(p.start.f_shape).value), p.true_vertices) * 1.05);
+  for (int b = 0; b < 2; ++b) {
+    const auto& s = r.summaries[b];
+    SCOPED_TRACE(s.FullReport());
+    EXPECT_TRUE(s.IsUsable());
+    // Stated thresholds: the photometric l2,1 error falls below 0.02 (colours in [0, 1]) and at least
+    // 3x below the start; landmarks within 0.5 px of the 64 px image.
+    EXPECT_LT(r.photometric[b].item<double>(), 0.02);
+    EXPECT_LT(r.photometric[b].item<double>(), s.initial_terms.at("photometric") / 3);
+    EXPECT_LT(r.landmark_error[b].item<double>(), 0.5);
+  }
+}
+
+TEST(Fitter, EveryTermDecreasesAndEarlyExitStopsConvergedImages) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 3, 0.5);
+  FitOptions o;
+  o.steps = 200;
+  o.step_size = 0.02;
+  o.relative_tolerance = 0.05;
+  o.patience = 2;
+  Fitter fitter(m, o);
+  auto r = fitter.FitFrom(p.start, p.images, p.landmarks, p.weights);
+  for (const auto& s : r.summaries) {
+    SCOPED_TRACE(s.FullReport());
+    EXPECT_EQ(s.termination, Termination::kConverged);
+    EXPECT_LT(s.iterations, 200);
+    EXPECT_LT(s.final_terms.at("photometric"), s.initial_terms.at("photometric"));
+    EXPECT_LT(s.final_terms.at("landmark"), s.initial_terms.at("landmark"));
+  }
+  EXPECT_EQ(r.term_names, (std::vector<std::string>{"photometric", "landmark", "total"}));
+}
+
+TEST(Fitter, NanInputIsCaughtAndOthersAreUnaffected) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 2, 0.3);
+  FitOptions o;
+  o.steps = 5;
+  Fitter fitter(m, o);
+  auto clean = fitter.Fit(p.images, p.landmarks, p.weights);
+  auto bad = p.images.clone();
+  bad[1].fill_(std::nan(""));
+  auto r = fitter.Fit(bad, p.landmarks, p.weights);
+  EXPECT_TRUE(r.finite_input[0].item<bool>());
+  EXPECT_FALSE(r.finite_input[1].item<bool>());
+  EXPECT_TRUE(torch::isfinite(r.f_shape).all().item<bool>());
+  // Image 0's fit does not depend on its batch mate.
+  EXPECT_TRUE(torch::allclose(r.f_shape[0], clean.f_shape[0], 1e-4, 1e-5));
+}
+
+TEST(Fitter, ZeroStepsIsTheEncoderEstimateAndSubsetsStayFixed) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 2, 0.3);
+  FitOptions o;
+  o.steps = 0;
+  Fitter enc_only(m, o);
+  auto r = enc_only.Fit(p.images, p.landmarks, p.weights);
+  model::Encoding e;
+  {
+    torch::NoGradGuard ng;
+    e = m.Encode(p.images);
+  }
+  EXPECT_TRUE(torch::equal(r.f_shape, e.f_shape));
+  EXPECT_TRUE(torch::equal(r.projection, e.projection));
+  EXPECT_EQ(r.summaries[0].termination, Termination::kNoIterations);
+
+  FitOptions o2;
+  o2.steps = 5;
+  o2.optimise = "albedo,lighting";
+  Fitter sub(m, o2);
+  auto r2 = sub.FitFrom(p.start, p.images, p.landmarks, p.weights);
+  EXPECT_TRUE(torch::equal(r2.f_shape, p.start.f_shape));
+  EXPECT_TRUE(torch::equal(r2.projection, p.start.projection));
+  EXPECT_FALSE(torch::equal(r2.f_albedo, p.start.f_albedo));
+  EXPECT_THROW(ParseLatentSet("shape,nose"), UsageError);
+}
+
+TEST(Fitter, PoseFromProjectionRecoversAngles) {
+  const double yaw = 0.3, pitch = -0.2, roll = 0.1, s = 2.5;
+  auto Rx = torch::tensor({1.0, 0.0, 0.0, 0.0, std::cos(pitch), -std::sin(pitch), 0.0, std::sin(pitch), std::cos(pitch)}).view({3, 3});
+  auto Ry = torch::tensor({std::cos(yaw), 0.0, std::sin(yaw), 0.0, 1.0, 0.0, -std::sin(yaw), 0.0, std::cos(yaw)}).view({3, 3});
+  auto Rz = torch::tensor({std::cos(roll), -std::sin(roll), 0.0, std::sin(roll), std::cos(roll), 0.0, 0.0, 0.0, 1.0}).view({3, 3});
+  auto R = Rz.matmul(Ry).matmul(Rx);
+  auto M = torch::zeros({1, 2, 4}, torch::kFloat64);
+  M[0][0].slice(0, 0, 3) = s * R[0];
+  M[0][1].slice(0, 0, 3) = -s * R[1];  // image y down
+  M[0][0][3] = 100;
+  M[0][1][3] = 110;
+  auto pose = PoseFromProjection(M);
+  EXPECT_NEAR(pose[0][0].item<double>(), yaw, 1e-5);
+  EXPECT_NEAR(pose[0][1].item<double>(), pitch, 1e-5);
+  EXPECT_NEAR(pose[0][2].item<double>(), roll, 1e-5);
+  EXPECT_NEAR(pose[0][3].item<double>(), s, 1e-5);
+  EXPECT_NEAR(pose[0][5].item<double>(), 110, 1e-4);
+}
+
+}  // namespace
+}  // namespace facebatch::fit

@@ -1,0 +1,58 @@
+// `facebatch fit`: fit one shard of a manifest and write its HDF5 file (lib/batch/FitJob.h).
+#include <cstdio>
+#include <string>
+
+#include "Commands.h"
+#include "batch/FitJob.h"
+#include "core/Cli.h"
+#include "core/Error.h"
+#include "fit/LossWeights.h"
+
+namespace facebatch::tools {
+
+int RunFitCommand(int argc, char** argv) {
+  batch::FitJobOptions o;
+  cli::CommandParser p(
+      "fit",
+      "facebatch fit --manifest M --model F --out DIR --shard i/N|auto [--num-shards N] [--batch B] [--steps S] "
+      "[--device cpu|cuda|cuda:K] [--devices all|LIST] [--outputs ...] [--dtype f32|f16] [--overwrite]",
+      "Fits every ok item of one shard: encoder initialisation of f_S, f_A, M, L, then per-image Adam/SGD on the\n"
+      "photometric l2,1 (eq. 4) and landmark (eq. 7) losses, and writes <out>/shard-IIIII-of-NNNNN.h5\n"
+      "(schemas/shard.md). Rerunning the same command resumes; SIGTERM/SIGUSR1 stop after the batch in flight\n"
+      "with exit code 75 (incomplete, requeue me). Exit 3 when the shard finished with failed items.");
+  namespace po = cli::po;
+  auto& fo = o.fit;
+  p.options().add_options()
+      ("manifest", po::value(&o.manifest), "manifest written by `facebatch index` (required)")
+      ("model", po::value(&o.model), "model file (required)")
+      ("out", po::value(&o.out), "output directory (required)")
+      ("shard", po::value(&o.shard)->default_value(o.shard), "i/N (0-based) or auto ($SLURM_ARRAY_TASK_ID, needs --num-shards)")
+      ("num-shards", po::value(&o.num_shards)->default_value(o.num_shards), "N (required with --shard auto)")
+      ("batch", po::value(&o.batch)->default_value(o.batch), "images per fit batch")
+      ("steps", po::value(&fo.steps)->default_value(fo.steps), "optimiser iterations per image (0: encoder only)")
+      ("optimise", po::value(&fo.optimise)->default_value(fo.optimise), "latents to optimise: all or a comma list of shape, albedo, projection, lighting")
+      ("method", po::value(&fo.method)->default_value(fo.method), "adam | sgd")
+      ("step-size", po::value(&fo.step_size)->default_value(fo.step_size), "initial step size per image")
+      ("tolerance", po::value(&fo.relative_tolerance)->default_value(fo.relative_tolerance), "convergence: relative loss change per iteration")
+      ("patience", po::value(&fo.patience)->default_value(fo.patience), "convergence: consecutive calm iterations")
+      ("max-step-reductions", po::value(&fo.max_step_reductions)->default_value(fo.max_step_reductions), "divergence recoveries before an image fails")
+      ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda | cuda:K")
+      ("devices", po::value(&o.devices)->default_value(o.devices), "all | comma list of devices: one worker each (overrides --device/--workers)")
+      ("workers", po::value(&o.workers)->default_value(o.workers), "CPU workers (each with its own model copy; threads are split between them)")
+      ("outputs", po::value(&o.outputs)->default_value(o.outputs), "all | none | comma list of shape, shape_proxy, albedo, albedo_proxy, shape_residual, albedo_residual, vertices")
+      ("dtype", po::value(&o.dtype)->default_value(o.dtype), "f32 | f16 storage of UV maps and vertices")
+      ("part-size", po::value(&o.part_size)->default_value(o.part_size), "images per closed part file (a kill loses at most these)")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "compute threads in all (0 = all cores)")
+      ("progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | log | none")
+      ("overwrite", po::bool_switch(&o.overwrite), "start the shard over, even if another process holds its lock");
+  fit::AddLossOptions(p.options(), fo.weights, "loss");
+  if (!p.Parse(argc, argv)) return kExitOk;
+  for (int i = 0; i < argc; ++i) o.command += (i ? " " : "facebatch ") + std::string(argv[i]);
+  o.config_text = p.EffectiveConfig();
+  o.Check();
+  auto s = batch::RunFitJob(o);
+  std::printf("%s\n", s.ToString().c_str());
+  return s.ExitCode();
+}
+
+}  // namespace facebatch::tools
