@@ -1,65 +1,18 @@
 #include "train/Data.h"
 
-#include <hdf5.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "core/Error.h"
 #include "core/Log.h"
-#include "io/Hdf5.h"
 #include "io/Image.h"
 
 namespace facebatch::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-at::Tensor ToTensor(const io::hdf5::Array& a, const std::string& path, const std::string& name,
-                    std::vector<int64_t> expect) {
-  if (a.dims.size() != expect.size()) throw InputError(path, name + ": expected " + std::to_string(expect.size()) + " dims");
-  for (size_t i = 0; i < expect.size(); ++i)
-    if (expect[i] >= 0 && a.dims[i] != expect[i])
-      throw InputError(path, name + ": dimension " + std::to_string(i) + " is " + std::to_string(a.dims[i]) +
-                                 ", expected " + std::to_string(expect[i]));
-  if (a.dtype == io::hdf5::DType::kFloat32)
-    return torch::from_blob(const_cast<float*>(a.data<float>()), a.dims, torch::kFloat).clone();
-  if (a.dtype == io::hdf5::DType::kFloat64)
-    return torch::from_blob(const_cast<double*>(a.data<double>()), a.dims, torch::kDouble).to(torch::kFloat);
-  throw InputError(path, name + ": expected float32, got " + io::hdf5::DTypeName(a.dtype));
-}
-
-// Reads a 1-D dataset of variable-length strings with the HDF5 C API (the
-// io::hdf5 wrapper reads numbers only).
-std::vector<std::string> ReadStringDataset(const std::string& path, const std::string& name) {
-  std::vector<std::string> out;
-  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) throw InputError(path, "cannot open");
-  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  if (ds < 0) {
-    H5Fclose(file);
-    throw InputError(path, name + ": missing dataset");
-  }
-  hid_t space = H5Dget_space(ds);
-  hssize_t n = H5Sget_simple_extent_npoints(space);
-  hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  std::vector<char*> buf(static_cast<size_t>(std::max<hssize_t>(n, 0)), nullptr);
-  herr_t rc = n > 0 ? H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) : 0;
-  if (rc >= 0) {
-    for (char* s : buf) out.emplace_back(s ? s : "");
-    if (n > 0) H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf.data());
-  }
-  H5Tclose(type);
-  H5Sclose(space);
-  H5Dclose(ds);
-  H5Fclose(file);
-  if (rc < 0) throw InputError(path, name + ": not a dataset of variable-length strings");
-  return out;
-}
 
 uint64_t SplitMix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -69,46 +22,6 @@ uint64_t SplitMix64(uint64_t& state) {
 }
 
 }  // namespace
-
-int64_t GroundTruth::Row(const std::string& id) const {
-  auto it = row_of_id.find(id);
-  return it == row_of_id.end() ? -1 : it->second;
-}
-
-GroundTruth ReadGroundTruth(const std::string& path) {
-  auto file = io::hdf5::File::OpenRead(path);
-  auto root = file.root();
-  if (!root.HasAttribute("format") || root.GetStringAttribute("format") != kGroundTruthFormat)
-    throw InputError(path, std::string("not a facebatch ground-truth file (attribute format is not '") +
-                               kGroundTruthFormat + "')");
-  const int64_t version = root.GetIntAttribute("version");
-  if (version != kGroundTruthVersion)
-    throw InputError(path, "ground-truth version " + std::to_string(version) + " is not supported (this build reads " +
-                               std::to_string(kGroundTruthVersion) + ")");
-  GroundTruth gt;
-  gt.path = path;
-  gt.uv_rows = static_cast<int>(root.GetIntAttribute("uv_rows"));
-  gt.uv_cols = static_cast<int>(root.GetIntAttribute("uv_cols"));
-  if (root.HasDataset("ids")) {
-    gt.ids = ReadStringDataset(path, "ids");
-  } else if (root.HasAttribute("ids_json")) {
-    try {
-      gt.ids = nlohmann::json::parse(root.GetStringAttribute("ids_json")).get<std::vector<std::string>>();
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(path, std::string("ids_json: ") + e.what());
-    }
-  } else {
-    throw InputError(path, "neither an ids dataset nor an ids_json attribute");
-  }
-  const int64_t n = static_cast<int64_t>(gt.ids.size());
-  const int64_t U = gt.uv_rows, V = gt.uv_cols;
-  gt.shape_uv = ToTensor(root.ReadDataset("shape_uv"), path, "shape_uv", {n, 3, U, V});
-  gt.albedo_uv = ToTensor(root.ReadDataset("albedo_uv"), path, "albedo_uv", {n, 3, U, V});
-  gt.M = ToTensor(root.ReadDataset("M"), path, "M", {n, 2, 4});
-  gt.L = ToTensor(root.ReadDataset("L"), path, "L", {n, 27});
-  for (int64_t i = 0; i < n; ++i) gt.row_of_id[gt.ids[static_cast<size_t>(i)]] = i;
-  return gt;
-}
 
 at::Tensor ProjectionToCrop(const at::Tensor& M, const cv::Matx23d& T) {
   auto A = torch::tensor({T(0, 0), T(0, 1), T(1, 0), T(1, 1)}, torch::kDouble).view({2, 2});
@@ -133,7 +46,8 @@ Dataset::Dataset(const io::Manifest& manifest, std::vector<io::Item> items, int 
   landmark_count_ = conv == io::LandmarkConvention::kFive ? 5 : 68;
   const std::string gt_path = (fs::path(root_) / kGroundTruthFileName).string();
   if (use_ground_truth && fs::exists(gt_path)) {
-    gt_ = std::make_shared<GroundTruth>(ReadGroundTruth(gt_path));
+    gt_ = std::make_shared<GroundTruth>(synth::ReadGroundTruth(gt_path));
+    gt_path_ = gt_path;
     if (gt_->uv_rows != uv_rows || gt_->uv_cols != uv_cols)
       throw InputError(gt_path, "ground-truth UV size " + std::to_string(gt_->uv_rows) + "x" +
                                     std::to_string(gt_->uv_cols) + " differs from the model's " +
@@ -153,7 +67,7 @@ Sample Dataset::Load(int64_t i) const {
   std::vector<float> pts;
   for (const auto& p : crop.landmarks.points) pts.push_back(static_cast<float>(p.x)), pts.push_back(static_cast<float>(p.y));
   s.landmarks = torch::tensor(pts).view({-1, 2});
-  const int64_t row = gt_ ? gt_->Row(item.id) : -1;
+  const int64_t row = gt_ ? gt_->Find(item.id) : -1;
   s.has_ground_truth = row >= 0;
   if (row >= 0) {
     s.shape_uv = gt_->shape_uv[row];

@@ -22,33 +22,14 @@
 
 #include "io/Crop.h"
 #include "io/Manifest.h"
+#include "synth/GroundTruth.h"
 
 namespace facebatch::train {
 
-/// Value of the root attribute "format" of a ground-truth file, and the version read.
-constexpr const char* kGroundTruthFormat = "facebatch-ground-truth";
-constexpr int kGroundTruthVersion = 1;
-/// File name of the ground truth inside a corpus root.
-constexpr const char* kGroundTruthFileName = "facebatch_ground_truth.h5";
-
-/// The contents of a ground-truth file (all tensors float32 on the CPU, row i
-/// belongs to ids[i]). M and landmarks are in ORIGINAL image pixels.
-struct GroundTruth {
-  std::string path;
-  std::vector<std::string> ids;
-  std::map<std::string, int64_t> row_of_id;
-  int uv_rows = 0, uv_cols = 0;
-  at::Tensor shape_uv;   ///< [N, 3, U, V]
-  at::Tensor albedo_uv;  ///< [N, 3, U, V]
-  at::Tensor M;          ///< [N, 2, 4]
-  at::Tensor L;          ///< [N, 27]
-  /// Row of `id`, or -1.
-  int64_t Row(const std::string& id) const;
-};
-
-/// Reads a ground-truth file; InputError naming the file for a missing file,
-/// another format, an unknown version, or inconsistent datasets.
-GroundTruth ReadGroundTruth(const std::string& path);
+/// Ground truth of synthetic corpora: one reader for the whole project
+/// (schemas/ground_truth.md), in lib/synth. M and landmarks are in ORIGINAL image pixels.
+using synth::GroundTruth;
+using synth::kGroundTruthFileName;
 
 /// M [2, 4] into the original image -> M into the crop: T [2x3] * [M; 0 0 0 1].
 at::Tensor ProjectionToCrop(const at::Tensor& M, const cv::Matx23d& original_to_crop);
@@ -88,6 +69,8 @@ class Dataset {
   int image_size() const { return image_size_; }
   bool has_ground_truth() const { return gt_ != nullptr; }
   const GroundTruth* ground_truth() const { return gt_.get(); }
+  /// Path of the ground-truth file in use ("" without one).
+  const std::string& ground_truth_path() const { return gt_path_; }
   const std::string& root() const { return root_; }
   /// Loads item i (image, crop, ground truth). Throws on unreadable images.
   Sample Load(int64_t i) const;
@@ -96,6 +79,7 @@ class Dataset {
   std::string root_;
   std::vector<io::Item> items_;
   std::shared_ptr<GroundTruth> gt_;
+  std::string gt_path_;
   int landmark_count_ = 68;
   int uv_rows_, uv_cols_, image_size_;
 };

@@ -269,7 +269,7 @@ bool GroundTruthNormalisation(const Dataset& dataset, at::Tensor& m_mean, at::Te
   std::vector<at::Tensor> ms, ls;
   for (int64_t i = 0; i < dataset.size(); ++i) {
     const auto& item = dataset.item(i);
-    const int64_t row = gt->Row(item.id);
+    const int64_t row = gt->Find(item.id);
     if (row < 0) continue;
     // The crop transform depends on the landmarks only (io::CropFace).
     auto T = io::EstimateSimilarity(item.landmarks.points, io::CropTemplate(item.landmarks.convention, dataset.image_size()));
@@ -442,7 +442,7 @@ TrainSummary RunTrain(const TrainOptions& o) {
     val_set = std::make_unique<Dataset>(val_manifest, val_items, cfg.uv_rows, cfg.uv_cols, o.use_ground_truth,
                                         cfg.image_size);
   log::Info("train: {} training items, {} held out; ground truth: {}", train_set.size(), val_items.size(),
-            train_set.has_ground_truth() ? train_set.ground_truth()->path : std::string("none"));
+            train_set.has_ground_truth() ? train_set.ground_truth_path() : std::string("none"));
   if (o.pretrain_steps > 0 && !train_set.has_ground_truth())
     log::Warn("train: pre-training without ground truth uses the landmark loss only");
 

@@ -11,7 +11,6 @@
 #include <set>
 #include <sstream>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "TestSupport.h"
@@ -104,27 +103,20 @@ Corpus& SharedCorpus() {
     }
     c->manifest = (c->dir.path() / "manifest.jsonl").string();
     io::WriteManifest(c->manifest, manifest);
-    // Ground truth, by hand, to the contract (ids as the ids_json attribute).
+    // Ground truth through the project's one writer (schemas/ground_truth.md).
     c->gt_M = torch::stack(Ms), c->gt_landmarks = torch::stack(lms);
-    auto file = io::hdf5::File::Create((c->dir.path() / kGroundTruthFileName).string());
-    auto root = file.root();
-    root.SetAttribute("format", std::string(kGroundTruthFormat));
-    root.SetAttribute("version", int64_t{1});
-    root.SetAttribute("corpus", std::string("folder"));
-    root.SetAttribute("generator", std::string("TrainTest"));
-    root.SetAttribute("seed", int64_t{11});
-    root.SetAttribute("uv_rows", int64_t{kU});
-    root.SetAttribute("uv_cols", int64_t{kV});
-    nlohmann::json ids = nlohmann::json::array();
-    for (const auto& item : manifest.items) ids.push_back(item.id);
-    root.SetAttribute("ids_json", ids.dump());
+    synth::GroundTruth gt;
+    gt.corpus = "folder";
+    gt.generator = "TrainTest";
+    gt.seed = 11;
+    gt.uv_rows = kU, gt.uv_cols = kV;
+    for (const auto& item : manifest.items) gt.ids.push_back(item.id);
     const int64_t n = kItems;
-    root.WriteDataset("shape_uv", io::hdf5::MakeArray(ToVector(torch::stack(shapes)), {n, 3, kU, kV}));
-    root.WriteDataset("albedo_uv", io::hdf5::MakeArray(ToVector(torch::stack(albedos)), {n, 3, kU, kV}));
-    root.WriteDataset("M", io::hdf5::MakeArray(ToVector(c->gt_M), {n, 2, 4}));
-    root.WriteDataset("L", io::hdf5::MakeArray(ToVector(torch::stack(Ls)), {n, 27}));
-    root.WriteDataset("landmarks", io::hdf5::MakeArray(ToVector(c->gt_landmarks), {n, 68, 2}));
-    file.Close();
+    gt.shape_uv = torch::stack(shapes), gt.albedo_uv = torch::stack(albedos);
+    gt.M = c->gt_M, gt.L = torch::stack(Ls), gt.landmarks = c->gt_landmarks;
+    gt.pose = torch::zeros({n, 3}), gt.visible = torch::ones({n, 68}, torch::kUInt8);
+    gt.template_mask = c->tmpl.topology.mask.to(torch::kUInt8);
+    synth::WriteGroundTruth((c->dir.path() / kGroundTruthFileName).string(), gt);
     // The tiny untrained model every run starts from.
     auto m = model::FaceModel::Create(TinyConfig(c->tmpl), c->tmpl, 5);
     c->model = (c->dir.path() / "init.h5").string();
@@ -189,10 +181,10 @@ Csv ReadCsv(const fs::path& path) {
 
 TEST(TrainData, GroundTruthIsReadAndTransformedIntoTheCrop) {
   auto& c = SharedCorpus();
-  auto gt = ReadGroundTruth((c.dir.path() / kGroundTruthFileName).string());
+  auto gt = synth::ReadGroundTruth((c.dir.path() / kGroundTruthFileName).string());
   ASSERT_EQ(gt.ids.size(), static_cast<size_t>(kItems));
-  EXPECT_EQ(gt.Row("folder/img_3"), 3);
-  EXPECT_EQ(gt.Row("nope"), -1);
+  EXPECT_EQ(gt.Find("folder/img_3"), 3);
+  EXPECT_EQ(gt.Find("nope"), -1);
   EXPECT_TRUE(torch::equal(gt.M, c.gt_M));
   // Projecting the GT shape's landmark vertices with the crop-space M gives the crop landmarks.
   auto manifest = io::ReadManifest(c.manifest);
@@ -220,15 +212,15 @@ TEST(TrainData, GroundTruthReaderRejectsForeignAndNewerFiles) {
     f.root().SetAttribute("format", std::string("something-else"));
     f.Close();
   }
-  EXPECT_THROW(ReadGroundTruth(path), InputError);
+  EXPECT_THROW(synth::ReadGroundTruth(path), InputError);
   {
     auto f = io::hdf5::File::Create(path);
-    f.root().SetAttribute("format", std::string(kGroundTruthFormat));
+    f.root().SetAttribute("format", std::string(synth::kGroundTruthFormat));
     f.root().SetAttribute("version", int64_t{99});
     f.Close();
   }
   try {
-    ReadGroundTruth(path);
+    synth::ReadGroundTruth(path);
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("version 99"), std::string::npos) << e.what();
