@@ -48,15 +48,19 @@ const std::string& ProcessTag() {
   return tag;
 }
 
-void Write(Level level, std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
+std::string UtcTimestamp() {
+  std::time_t t = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return stamp;
+}
+
+void Write(Level level, std::string_view message) {
+  const std::string stamp = UtcTimestamp();
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::fprintf(stderr, "%s %s %s%.*s\n", stamp, Name(level), ProcessTag().c_str(),
+  std::fprintf(stderr, "%s %s %s%.*s\n", stamp.c_str(), Name(level), ProcessTag().c_str(),
                static_cast<int>(message.size()), message.data());
   std::fflush(stderr);
 }

@@ -19,6 +19,9 @@ bool Enabled(Level level);
 /// Writes one line: "2026-11-24T20:01:02Z info  [slurm 123_4] message".
 void Write(Level level, std::string_view message);
 
+/// The current time as ISO 8601 UTC, "2026-11-24T20:01:02Z" (log lines, file provenance).
+std::string UtcTimestamp();
+
 /// Prefix that identifies this process in logs ("slurm 123_4", "pid 42").
 const std::string& ProcessTag();
 

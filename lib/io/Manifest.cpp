@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/Error.h"
+#include "core/Log.h"
 
 namespace facebatch::io {
 namespace {
@@ -20,15 +21,6 @@ using nlohmann::json;
 json NumberOrNull(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 double NumberFrom(const json& j) {
   return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
-}
-
-std::string UtcNow() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -175,7 +167,7 @@ void WriteManifest(const std::string& path, Manifest& m) {
   m.header.version = kManifestVersion;
   m.header.items_hash = fmt::format("fnv1a64:{:016x}", h);
   m.header.counts = CountItems(m.items);
-  m.header.created = UtcNow();
+  m.header.created = log::UtcTimestamp();
   m.header.facebatch_version = FACEBATCH_VERSION;
   json hj;
   hj["format"] = m.header.format;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/Error.h"
+#include "core/Log.h"
 #include "facebatch/Version.h"
 #include "io/Hdf5.h"
 #include "model/FaceModelImpl.h"
@@ -55,15 +56,6 @@ at::Tensor FromArray(const h5::Array& a) {
 
 std::string Shape(const std::vector<int64_t>& d) { return fmt::format("[{}]", fmt::join(d, ", ")); }
 
-std::string NowUtc() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // Reads a dataset, checking dtype and shape (-1 = any); InputError otherwise.
 at::Tensor ReadChecked(const h5::Group& g, const std::string& name, h5::DType dtype, std::vector<int64_t> shape) {
   auto info = g.DatasetInfo(name);  // "missing dataset" names the object
@@ -88,7 +80,7 @@ std::string OptString(const h5::Group& g, const char* attr) {
 void FaceModel::Save(const std::string& path) const {
   const auto& m = *impl_;
   Provenance prov = m.provenance;
-  if (prov.created.empty()) prov.created = NowUtc();
+  if (prov.created.empty()) prov.created = log::UtcTimestamp();
   prov.facebatch_version = FACEBATCH_VERSION;
   std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
   try {

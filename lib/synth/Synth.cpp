@@ -155,15 +155,6 @@ bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-std::string NowIso() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 int SynthOptions::UvRows() const {
@@ -271,7 +262,7 @@ SynthSummary RunSynth(const SynthOptions& o) {
   header.seed = o.seed;
   header.uv_rows = o.UvRows();
   header.uv_cols = o.UvCols();
-  header.created = NowIso();
+  header.created = log::UtcTimestamp();
   header.facebatch_version = FACEBATCH_VERSION;
   for (int64_t k = 0; k < n_rows; ++k) {
     row_of[order[k]] = k;

@@ -31,13 +31,6 @@ bool HasProxy(const model::FaceModel& m) {
   return m.config().kind == model::ModelKind::kNonlinear && m.config().proxy;
 }
 
-std::string NowUtc() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 // Mean over a [B, ...] tensor's non-batch dimensions.
 at::Tensor PerImageMean(const at::Tensor& x) { return x.flatten(1).mean(1); }
 
@@ -505,7 +498,7 @@ TrainSummary RunTrain(const TrainOptions& o) {
     archive.save_to((tmp / "optimizer.pt").string());
     nlohmann::json state = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"step", step},
                             {"seed", o.seed},  {"batch", o.batch},  {"parent_hash", parent_hash},
-                            {"created", NowUtc()}, {"data_position", step * o.batch}};
+                            {"created", log::UtcTimestamp()}, {"data_position", step * o.batch}};
     std::ofstream(tmp / "state.json") << state.dump(2) << "\n";
     fs::remove_all(ckdir);
     fs::rename(tmp, ckdir);
