@@ -205,7 +205,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
 
   fs::create_directories(o.out);
   const auto paths = MakeShardPaths(o.out, spec);
-  ShardLock lock(paths.lock(), o.overwrite);
+  ShardLock lock(paths.lock());
 
   const auto devices = ParseDevices(o);
   auto main_model = model::FaceModel::Load(o.model);

@@ -29,7 +29,7 @@ struct FitJobOptions {
   int part_size = 32;           ///< --part-size images per closed part file (a kill loses at most these + in flight)
   int threads = 0;              ///< --threads compute threads in all (0 = all cores), split over CPU workers
   std::string progress = "auto";///< --progress auto|bar|log|none
-  bool overwrite = false;       ///< --overwrite: start the shard over (and ignore a lock)
+  bool overwrite = false;       ///< --overwrite: start the shard over (never while another process holds its lock)
   fit::FitOptions fit;          ///< --steps, --optimise, --loss.* ...
   std::string command;          ///< recorded in the file (set by the CLI)
   std::string config_text;      ///< effective configuration (set by the CLI), recorded in the file

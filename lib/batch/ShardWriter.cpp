@@ -22,20 +22,19 @@ ShardPaths MakeShardPaths(const std::string& out_dir, const io::ShardSpec& spec)
   return {(fs::path(out_dir) / fmt::format("shard-{:05d}-of-{:05d}", spec.index, spec.count)).string()};
 }
 
-ShardLock::ShardLock(const std::string& path, bool force) {
+ShardLock::ShardLock(const std::string& path) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw InputError(path, "cannot open the lock file");
   if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
     held_ = true;
     return;
   }
-  if (!force) {
-    ::close(fd_);
-    fd_ = -1;
-    throw Error(path + ": this shard is locked by another running process (a second `facebatch fit` on the "
-                       "same shard); wait for it, or pass --overwrite to start over anyway");
-  }
-  log::Warn("{}: locked by another process; going on because of --overwrite", path);
+  // The kernel releases an flock when its holder dies (SIGKILL included), so a
+  // held lock always means a live process: never write beside it.
+  ::close(fd_);
+  fd_ = -1;
+  throw Error(path + ": this shard is locked by another running process (a second `facebatch fit` on the "
+                     "same shard); wait for it or stop it (a killed process's lock is released by itself)");
 }
 
 ShardLock::~ShardLock() {

@@ -33,9 +33,10 @@ ShardPaths MakeShardPaths(const std::string& out_dir, const io::ShardSpec& spec)
 /// An exclusive flock on a lock file (released by the destructor).
 class ShardLock {
  public:
-  /// Throws Error ("... is locked by another process ...") when another process
-  /// holds it, unless `force` (then warns and goes on without the lock).
-  ShardLock(const std::string& path, bool force);
+  /// Throws Error ("... is locked by another running process ...") when another
+  /// process holds it. There is no override: flock(2) locks die with their
+  /// process, so a held lock is always a live writer.
+  explicit ShardLock(const std::string& path);
   ~ShardLock();
   ShardLock(const ShardLock&) = delete;
   ShardLock& operator=(const ShardLock&) = delete;

@@ -216,19 +216,21 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   EXPECT_FALSE(RunValidate(vo).ok());
 }
 
-TEST(ShardLock, SecondHolderIsRefusedUnlessForced) {
+TEST(ShardLock, SecondHolderIsRefusedAndTheLockIsFreeAgainAfterwards) {
   TempDir dir;
   auto path = (dir / "s.lock").string();
-  ShardLock a(path, false);
-  EXPECT_TRUE(a.held());
-  try {
-    ShardLock b(path, false);
-    FAIL() << "second lock acquired";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("locked by another"), std::string::npos);
+  {
+    ShardLock a(path);
+    EXPECT_TRUE(a.held());
+    try {
+      ShardLock b(path);
+      FAIL() << "second lock acquired";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("locked by another"), std::string::npos);
+    }
   }
-  ShardLock c(path, true);
-  EXPECT_FALSE(c.held());
+  ShardLock c(path);  // released by a's destructor
+  EXPECT_TRUE(c.held());
 }
 
 class FitJob : public ::testing::Test {

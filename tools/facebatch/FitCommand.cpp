@@ -44,7 +44,7 @@ int RunFitCommand(int argc, char** argv) {
       ("part-size", po::value(&o.part_size)->default_value(o.part_size), "images per closed part file (a kill loses at most these)")
       ("threads", po::value(&o.threads)->default_value(o.threads), "compute threads in all (0 = all cores)")
       ("progress", po::value(&o.progress)->default_value(o.progress), "auto | bar | log | none")
-      ("overwrite", po::bool_switch(&o.overwrite), "start the shard over, even if another process holds its lock");
+      ("overwrite", po::bool_switch(&o.overwrite), "start the shard over (discard its finished parts and file); refused while another process holds the shard's lock");
   fit::AddLossOptions(p.options(), fo.weights, "loss");
   if (!p.Parse(argc, argv)) return kExitOk;
   for (int i = 0; i < argc; ++i) o.command += (i ? " " : "facebatch ") + std::string(argv[i]);
