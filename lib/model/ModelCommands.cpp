@@ -1,6 +1,7 @@
 #include "model/ModelCommands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/Env.h"
 #include "core/Error.h"

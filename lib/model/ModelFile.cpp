@@ -1,5 +1,6 @@
 // The model file (schemas/model.md): one HDF5 file per model.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <chrono>
