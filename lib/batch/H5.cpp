@@ -31,6 +31,15 @@ struct Id {
   }
   Id(const Id&) = delete;
   Id& operator=(const Id&) = delete;
+  Id& operator=(Id&& other) noexcept {
+    if (this != &other) {
+      if (id >= 0) close(id);
+      id = other.id;
+      close = other.close;
+      other.id = -1;
+    }
+    return *this;
+  }
 };
 
 hid_t StringType() {
@@ -265,37 +274,66 @@ Info Reader::Describe(const std::string& path) const {
 }
 
 Dataset Reader::Read(const std::string& path) const {
+  const Info info = Describe(path);
+  return ReadRows(path, 0, info.dims.empty() ? 1 : info.dims[0]);
+}
+
+Dataset Reader::ReadRows(const std::string& path, int64_t row, int64_t count) const {
   Info info = Describe(path);
   Dataset out;
   out.dims = info.dims;
   out.kind = info.kind;
+  const bool scalar = info.dims.empty();
+  if (!scalar) {
+    if (row < 0 || count < 0 || row + count > info.dims[0]) {
+      Fail(path_, path, "rows " + std::to_string(row) + ".." + std::to_string(row + count) + " out of range (" +
+                            std::to_string(info.dims[0]) + " rows)");
+    }
+    out.dims[0] = count;
+  }
   int64_t n = 1;
-  for (auto x : info.dims) n *= x;
+  for (auto x : out.dims) n *= x;
   Id d(H5Dopen2(file_, path.c_str(), H5P_DEFAULT), H5Dclose);
   herr_t e = 0;
   if (n == 0) return out;
+  // Whole dataset: H5S_ALL; a row range: a hyperslab of the file space and a
+  // matching contiguous memory space.
+  hid_t file_space = H5S_ALL, mem_space = H5S_ALL;
+  Id fspace(-1, H5Sclose), mspace(-1, H5Sclose);
+  if (!scalar && !(row == 0 && count == info.dims[0])) {
+    fspace = Id(H5Dget_space(d.id), H5Sclose);
+    std::vector<hsize_t> start(info.dims.size(), 0), extent(info.dims.begin(), info.dims.end());
+    start[0] = static_cast<hsize_t>(row);
+    extent[0] = static_cast<hsize_t>(count);
+    if (H5Sselect_hyperslab(fspace.id, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr) < 0) {
+      Fail(path_, path, "cannot select rows");
+    }
+    mspace = Id(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr), H5Sclose);
+    file_space = fspace.id;
+    mem_space = mspace.id;
+  }
   switch (info.kind) {
     case Kind::kFloat16:
     case Kind::kFloat32:
       out.f32.resize(n);
-      e = H5Dread(d.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.f32.data());
+      e = H5Dread(d.id, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out.f32.data());
       break;
     case Kind::kFloat64:
       out.f64.resize(n);
-      e = H5Dread(d.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.f64.data());
+      e = H5Dread(d.id, H5T_NATIVE_DOUBLE, mem_space, file_space, H5P_DEFAULT, out.f64.data());
       break;
     case Kind::kInt64:
     case Kind::kUInt8:
       out.i64.resize(n);
-      e = H5Dread(d.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.i64.data());
+      e = H5Dread(d.id, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT, out.i64.data());
       break;
     case Kind::kString: {
       std::vector<char*> ptrs(n, nullptr);
       Id type(StringType(), H5Tclose);
-      e = H5Dread(d.id, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data());
+      e = H5Dread(d.id, type.id, mem_space, file_space, H5P_DEFAULT, ptrs.data());
       if (e >= 0) {
         for (auto* p : ptrs) out.strings.emplace_back(p ? p : "");
-        Id space(H5Dget_space(d.id), H5Sclose);
+        Id space(mem_space == H5S_ALL ? H5Dget_space(d.id) : H5Scopy(mem_space), H5Sclose);
         H5Dvlen_reclaim(type.id, space.id, H5P_DEFAULT, ptrs.data());
       }
       break;
@@ -307,6 +345,30 @@ Dataset Reader::Read(const std::string& path) const {
 
 bool Reader::HasAttr(const std::string& object, const std::string& name) const {
   return Exists(object == "/" ? "" : object) && H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> Reader::AttrNames(const std::string& object) const {
+  Id o(H5Oopen(file_, object.c_str(), H5P_DEFAULT), H5Oclose);
+  if (o.id < 0) Fail(path_, object, "no such object");
+  H5O_info_t info;
+  if (H5Oget_info2(o.id, &info, H5O_INFO_NUM_ATTRS) < 0) Fail(path_, object, "cannot list attributes");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    const ssize_t len = H5Aget_name_by_idx(o.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) Fail(path_, object, "cannot read an attribute name");
+    std::string name(static_cast<size_t>(len) + 1, '\0');
+    H5Aget_name_by_idx(o.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+bool Reader::IsStringAttr(const std::string& object, const std::string& name) const {
+  if (!HasAttr(object, name)) Fail(path_, object, "missing attribute " + name);
+  Id a(H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  Id t(H5Aget_type(a.id), H5Tclose);
+  return H5Tget_class(t.id) == H5T_STRING;
 }
 
 std::string Reader::StringAttr(const std::string& object, const std::string& name) const {

@@ -66,7 +66,14 @@ class Reader {
   bool Exists(const std::string& path) const;
   Info Describe(const std::string& path) const;
   Dataset Read(const std::string& path) const;
+  /// Rows [row, row + count) of a dataset along its first dimension (a hyperslab:
+  /// only those chunks are read and decompressed).
+  Dataset ReadRows(const std::string& path, int64_t row, int64_t count) const;
   bool HasAttr(const std::string& object, const std::string& name) const;
+  /// Names of the attributes of `object` ("/" for the root), in creation order when tracked.
+  std::vector<std::string> AttrNames(const std::string& object) const;
+  /// Whether an attribute is a string (else an integer or float).
+  bool IsStringAttr(const std::string& object, const std::string& name) const;
   std::string StringAttr(const std::string& object, const std::string& name) const;
   int64_t IntAttr(const std::string& object, const std::string& name) const;
   const std::string& path() const { return path_; }
