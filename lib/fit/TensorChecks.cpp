@@ -10,12 +10,6 @@
 
 namespace facebatch::fit {
 
-std::string ShapeString(const at::Tensor& t) {
-  if (!t.defined()) return "undefined";
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 namespace {
 

@@ -3,13 +3,14 @@
 // (nvdiffrast style: every entry checks dtype, shape and device).
 #include <ATen/Tensor.h>
 
+#include "render/TensorText.h"
+
 #include <initializer_list>
 #include <string>
 
 namespace facebatch::fit {
 
-/// "[2, 3, 4]" or "undefined".
-std::string ShapeString(const at::Tensor& t);
+using render::ShapeString;  // "[2, 3, 4]" or "undefined" (render/TensorText.h)
 
 /// Throws Error("<fn>: <name> must be ...") unless `t` is a defined float32 or
 /// float64 tensor whose sizes match `dims` (-1 matches any size).

@@ -10,11 +10,12 @@
 #include "core/Error.h"
 #include "model/FaceModelImpl.h"
 #include "model/Sha256.h"
+#include "render/TensorText.h"
 
 namespace facebatch::model {
 namespace {
 
-std::string ShapeString(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+using render::ShapeString;
 
 void CheckTensor(const at::Tensor& t, const char* what, std::vector<int64_t> shape, c10::Device device) {
   if (!t.defined()) throw Error(fmt::format("{}: undefined tensor", what));

@@ -1,5 +1,6 @@
 // Rasteriser dispatcher: checks the torch inputs, then picks the backend.
 #include "render/Rasterise.h"
+#include "render/TensorText.h"
 
 #include <torch/torch.h>
 
@@ -9,23 +10,13 @@
 
 namespace facebatch::render {
 
-namespace {
-
-std::string Shape(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
-
-}  // namespace
-
 RasterOutput Rasterise(const at::Tensor& screen, const at::Tensor& depth, const at::Tensor& triangles,
                        const RasterOptions& options) {
   const char* where = "render::Rasterise";
   if (!screen.defined() || screen.dim() != 3 || screen.size(2) != 2)
-    throw Error(std::string(where) + ": screen must be [B, N, 2] (got " + (screen.defined() ? Shape(screen) : "undefined") + ")");
+    throw Error(std::string(where) + ": screen must be [B, N, 2] (got " + ShapeString(screen) + ")");
   if (!depth.defined() || depth.dim() != 2 || depth.size(0) != screen.size(0) || depth.size(1) != screen.size(1))
-    throw Error(std::string(where) + ": depth must be [B, N] matching screen " + Shape(screen));
+    throw Error(std::string(where) + ": depth must be [B, N] matching screen " + ShapeString(screen));
   if (!triangles.defined() || triangles.dim() != 2 || triangles.size(1) != 3)
     throw Error(std::string(where) + ": triangles must be [F, 3]");
   if (screen.scalar_type() != at::kFloat || depth.scalar_type() != at::kFloat)

@@ -1,5 +1,6 @@
 // Differentiable rendering on top of the rasteriser (see Render.h).
 #include "render/Render.h"
+#include "render/TensorText.h"
 
 #include <torch/torch.h>
 
@@ -14,11 +15,6 @@ namespace facebatch::render {
 
 namespace {
 
-std::string Shape(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
 
 void Require(bool ok, const char* where, const std::string& what) {
   if (!ok) throw Error(std::string(where) + ": " + what);
@@ -41,15 +37,15 @@ void CheckInputs(const char* where, const at::Tensor& tri, const at::Tensor& S, 
                  const at::Tensor& M, const at::Tensor& L) {
   CheckTriangles(tri, where);
   Require(S.defined() && S.dim() == 3 && S.size(2) == 3, where,
-          "shape_vertices must be [B, N, 3] (got " + (S.defined() ? Shape(S) : std::string("undefined")) + ")");
+          "shape_vertices must be [B, N, 3] (got " + ShapeString(S) + ")");
   CheckFloat(S, where, "shape_vertices", S);
   CheckFloat(A, where, "albedo_vertices", S);
-  Require(A.sizes() == S.sizes(), where, "albedo_vertices must be " + Shape(S) + " (got " + Shape(A) + ")");
+  Require(A.sizes() == S.sizes(), where, "albedo_vertices must be " + ShapeString(S) + " (got " + ShapeString(A) + ")");
   CheckFloat(M, where, "M", S);
   Require(M.dim() == 3 && M.size(0) == S.size(0) && M.size(1) == 2 && M.size(2) == 4, where,
-          "M must be [B, 2, 4] (got " + Shape(M) + ")");
+          "M must be [B, 2, 4] (got " + ShapeString(M) + ")");
   CheckFloat(L, where, "L", S);
-  Require(L.dim() == 2 && L.size(0) == S.size(0) && L.size(1) == 27, where, "L must be [B, 27] (got " + Shape(L) + ")");
+  Require(L.dim() == 2 && L.size(0) == S.size(0) && L.size(1) == 27, where, "L must be [B, 27] (got " + ShapeString(L) + ")");
 }
 
 // Area-weighted normals for an arbitrary triangle list (Topology.h's VertexNormals uses this too).
@@ -156,7 +152,7 @@ UnwrapResult UnwrapTextureMesh(const at::Tensor& triangles, const at::Tensor& im
   Require(S.defined() && S.dim() == 3 && S.size(2) == 3, where, "shape_vertices must be [B, N, 3]");
   CheckFloat(image, where, "image", S);
   CheckFloat(M, where, "M", S);
-  Require(image.dim() == 4 && image.size(0) == S.size(0), where, "image must be [B, C, H, W] (got " + Shape(image) + ")");
+  Require(image.dim() == 4 && image.size(0) == S.size(0), where, "image must be [B, C, H, W] (got " + ShapeString(image) + ")");
   Require(M.dim() == 3 && M.size(0) == S.size(0) && M.size(1) == 2 && M.size(2) == 4, where, "M must be [B, 2, 4]");
   const int64_t H = image.size(2), W = image.size(3);
   auto tri = triangles.to(S.device()).contiguous();

@@ -667,4 +667,22 @@ SynthFace FaceGenerator::Mirror(const SynthFace& face, int W) const {
   return f;
 }
 
+Identity IdentityFromFit(const at::Tensor& shape_uv, const at::Tensor& albedo_uv, const at::Tensor& mask) {
+  const auto m = mask.to(torch::kFloat).unsqueeze(0);
+  Identity id;
+  id.shape_uv = (shape_uv.to(torch::kFloat) * m).contiguous();
+  id.albedo_uv = (albedo_uv.to(torch::kFloat).clamp(0, 1) * m).contiguous();
+  id.eye_closed_albedo_uv = id.albedo_uv;  // unused: expressions are off with --from
+  id.mouth_dark = torch::zeros(mask.sizes(), torch::kFloat);
+  // The head and neck around the face take the face's median skin colour.
+  const auto face = mask.to(torch::kBool);
+  for (int c = 0; c < 3; ++c) {
+    auto v = id.albedo_uv[c].masked_select(face);
+    id.skin[c] = v.numel() ? v.median().item<float>() : 0.5f;
+    id.hair[c] = 0.35f * id.skin[c];
+  }
+  id.hair_volume = 1;
+  return id;
+}
+
 }  // namespace facebatch::synth

@@ -70,6 +70,11 @@ struct Identity {
   double hair_volume = 1;       ///< head/hair silhouette size factor (0: bald: skin-coloured head)
 };
 
+/// The identity of a fitted face (`synth --from`): the fit's shape and albedo maps
+/// [3, U, V] (masked; albedo clamped to [0, 1]), no expression maps; the head and neck
+/// take the face's median skin colour. `mask` is the template's [U, V] face mask.
+Identity IdentityFromFit(const at::Tensor& shape_uv, const at::Tensor& albedo_uv, const at::Tensor& mask);
+
 /// The part of a scene that places the face: the caller may override M.
 struct Placement {
   double yaw = 0, pitch = 0, roll = 0;  ///< radians

@@ -15,6 +15,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <numeric>
 #include <thread>
 #include <tuple>
@@ -27,6 +29,7 @@
 #include "render/Projection.h"
 #include "synth/Generator.h"
 #include "synth/GroundTruth.h"
+#include "batch/ShardReader.h"
 
 namespace facebatch::synth {
 namespace fs = std::filesystem;
@@ -172,7 +175,7 @@ void SynthOptions::Check() const {
   if (layout != "300w-lp" && layout != "aflw2000" && layout != "celeba")
     throw UsageError("--layout must be 300w-lp, aflw2000 or celeba (got '" + layout + "')");
   if (out.empty()) throw UsageError("--out is required");
-  if (count < 1) throw UsageError("--count must be at least 1");
+  if (count < (from.empty() ? 1 : 0)) throw UsageError("--count must be at least 1 (0 with --from: every fit)");
   if (layout == "aflw2000" && count > 49999) throw UsageError("--count: AFLW2000 names hold at most 49999 images");
   auto sets = SplitList(subsets);
   if (sets.empty()) throw UsageError("--subsets: give at least one of AFW, HELEN, IBUG, LFPW");
@@ -194,13 +197,61 @@ void SynthOptions::Check() const {
   ParseProgressMode(progress);
 }
 
+namespace {
+
+// The ok fits of a fit output file, and a thread-safe reader of their maps.
+class FitSource {
+ public:
+  FitSource(const std::string& path, const render::FaceTemplate& tmpl) : reader_(path) {
+    for (const char* field : {"/maps/shape", "/maps/albedo"}) {
+      if (!reader_.Has(field)) {
+        throw InputError(path, std::string("has no ") + field + " (fit with --outputs including shape,albedo)");
+      }
+    }
+    const auto& sizes = reader_.layout().sizes;
+    if (sizes.uv_rows != tmpl.topology.mask.size(0) || sizes.uv_cols != tmpl.topology.mask.size(1)) {
+      throw InputError(path, "UV size mismatch with the template");
+    }
+    for (int64_t i = 0; i < reader_.size(); ++i)
+      if (reader_.status(i) == "ok") rows_.push_back(i);
+    if (rows_.empty()) throw InputError(path, "has no fit with status ok");
+    mask_ = tmpl.topology.mask;
+  }
+  int64_t size() const { return static_cast<int64_t>(rows_.size()); }
+  Identity Load(int64_t k) const {
+    const auto& s = reader_.layout().sizes;
+    auto map = [&](const char* field) {
+      auto v = reader_.Floats(field, rows_[k]);
+      return torch::from_blob(v.data(), {3, s.uv_rows, s.uv_cols}, torch::kFloat).clone();
+    };
+    return IdentityFromFit(map("/maps/shape"), map("/maps/albedo"), mask_);
+  }
+
+ private:
+  batch::ShardReader reader_;
+  std::vector<int64_t> rows_;
+  at::Tensor mask_;
+};
+
+int ShardUv(const std::string& path, bool rows) {
+  batch::ShardReader r(path);
+  return static_cast<int>(rows ? r.layout().sizes.uv_rows : r.layout().sizes.uv_cols);
+}
+
+}  // namespace
+
 std::string SynthSummary::ToString() const {
   return fmt::format("synth: {} images in {} ({:.1f} s, {:.1f} images/s, {} threads)\nsynth: ground truth {}\n",
                      images, root, seconds, images_per_second, threads, ground_truth);
 }
 
-SynthSummary RunSynth(const SynthOptions& o) {
-  o.Check();
+SynthSummary RunSynth(const SynthOptions& options) {
+  options.Check();
+  SynthOptions o = options;
+  if (!o.from.empty()) {  // the fits fix the UV size
+    o.uv = fmt::format("{}x{}", ShardUv(o.from, true), ShardUv(o.from, false));
+    o.expressions = 0;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
@@ -222,9 +273,15 @@ SynthSummary RunSynth(const SynthOptions& o) {
   const fs::path root(o.out);
   fs::create_directories(root);
   if (celeba) fs::create_directories(root / "img_align_celeba");
+  FaceGenerator gen(o.UvRows(), o.UvCols());
+  std::unique_ptr<FitSource> fits;
+  if (!o.from.empty()) {
+    fits = std::make_unique<FitSource>(o.from, gen.face_template());
+    if (o.count == 0) o.count = fits->size() * o.per_identity;
+    log::Info("synth: re-rendering {} fitted faces of {} ({} images each)", fits->size(), o.from, o.per_identity);
+  }
   log::Info("synth: {} faces, layout {}, {}x{} images, UV {}, seed {}, {} threads", o.count, o.layout, W, H, o.uv,
             o.seed, threads);
-  FaceGenerator gen(o.UvRows(), o.UvCols());
   const int per_face = lp && o.flip ? 2 : 1;
   const int64_t n_rows = o.count * per_face;
   const std::vector<std::string> sets = SplitList(o.subsets);
@@ -256,9 +313,12 @@ SynthSummary RunSynth(const SynthOptions& o) {
   GroundTruth header;
   header.corpus = o.layout;
   header.generator = fmt::format(
-      "facebatch synth {} (procedural faces over the MediaPipe template; yaw<={} pitch<={} roll<={} occluders={} "
+      "facebatch synth {} ({}; yaw<={} pitch<={} roll<={} occluders={} "
       "expressions={} per_identity={})",
-      FACEBATCH_VERSION, scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders, o.expressions, o.per_identity);
+      FACEBATCH_VERSION,
+      fits ? fmt::format("fitted faces of {} re-rendered under new poses and lights", o.from)
+           : std::string("procedural faces over the MediaPipe template"),
+      scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders, o.expressions, o.per_identity);
   header.seed = o.seed;
   header.uv_rows = o.UvRows();
   header.uv_cols = o.UvCols();
@@ -289,10 +349,14 @@ SynthSummary RunSynth(const SynthOptions& o) {
   std::vector<std::array<double, 136>> celeba_landmarks(celeba ? o.count : 0);
   std::vector<cv::Mat> preview(o.preview.empty() ? 0 : std::min<int64_t>(24, o.count));
   Progress progress("synth", n_rows, ParseProgressMode(o.progress), "images");
-  tbb::parallel_for(int64_t(0), o.count, [&](int64_t i) {
+  // With --from, faces go in blocks whose fitted identities are read first (the
+  // HDF5 library is not thread-safe; memory stays bounded by the block).
+  const int64_t block = fits ? std::max<int64_t>(1, 256 * int64_t(o.per_identity)) : std::max<int64_t>(1, o.count);
+  std::map<int64_t, Identity> fitted;  // fit index -> identity, for the current block
+  auto render_face = [&](int64_t i) {
     std::mt19937_64 id_rng(ItemSeed(o.seed, 1, uint64_t(i / o.per_identity)));
     std::mt19937_64 rng(ItemSeed(o.seed, 2, uint64_t(i)));
-    Identity identity = gen.RandomIdentity(id_rng);
+    Identity identity = fits ? fitted.at((i / o.per_identity) % fits->size()) : gen.RandomIdentity(id_rng);
     Placement place = gen.RandomPlacement(rng, W, H, scene);
     at::Tensor M = FaceGenerator::PlacementM(place);
     if (celeba) {
@@ -346,7 +410,18 @@ SynthSummary RunSynth(const SynthOptions& o) {
       write_row(i, face);
     }
     progress.Add(per_face);
-  });
+  };
+  for (int64_t i0 = 0; i0 < o.count; i0 += block) {
+    const int64_t i1 = std::min(o.count, i0 + block);
+    if (fits) {
+      fitted.clear();
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t k = (i / o.per_identity) % fits->size();
+        if (!fitted.count(k)) fitted.emplace(k, fits->Load(k));
+      }
+    }
+    tbb::parallel_for(i0, i1, render_face);
+  }
   progress.Finish();
 
   if (celeba) {  // the list files, in image order

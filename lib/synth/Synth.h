@@ -24,6 +24,12 @@ struct SynthOptions {
   bool flip = true;            ///< --flip: 300W-LP: also write the mirrored <SET>_Flip copies
   std::string progress = "auto";  ///< --progress auto|bar|log|none
   std::string preview;         ///< --preview FILE.png: a grid of (up to 24) of the images written ("" = none)
+  /// --from FITS.h5: re-render fitted faces (a shard or merged file of `facebatch fit` with the
+  /// shape and albedo maps) under new poses, lights and backgrounds instead of random identities:
+  /// the "profiling" that made 300W-LP. Face i uses the ok fit (i / per_identity) mod fits; the
+  /// UV size is the file's; no expression edits (the fitted expression is kept).
+  /// --count 0 with --from: every ok fit, per_identity images each.
+  std::string from;
   void Check() const;          ///< throws UsageError
   int UvRows() const;
   int UvCols() const;

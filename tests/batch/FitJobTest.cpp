@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "batch/H5.h"
 #include "batch/ShardFile.h"
@@ -32,19 +33,8 @@ using facebatch::testing::WriteFile;
 // A tiny model (64 px images, 24 x 28 UV) and a manifest of `n` noise images
 // with 68-point landmarks (one with 5 points) plus one item whose image is missing.
 void MakeFixture(const fs::path& dir, int n) {
-  model::ModelConfig c;
-  c.preset = "test";
-  c.uv_rows = 24;
-  c.uv_cols = 28;
-  c.latent_shape = 8;
-  c.latent_albedo = 8;
-  c.image_size = 64;
-  c.encoder_channels = {4, 8};
-  c.global_channels = {8, 8, 6};
-  c.local_channels = {6, 4};
-  c.fusion_channels = 6;
+  auto c = model::testutil::SmallFitConfig();
   auto t = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-  c.regions = t.topology.regions;
   model::FaceModel::Create(c, t, 3).Save((dir / "model.h5").string());
   fs::create_directories(dir / "images");
   std::mt19937 rng(5);

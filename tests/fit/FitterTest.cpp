@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ModelTestUtil.h"
 #include "core/Error.h"
 #include "fit/Fitter.h"
 #include "model/FaceModel.h"
@@ -14,26 +15,9 @@
 namespace facebatch::fit {
 namespace {
 
-model::ModelConfig Tiny() {
-  model::ModelConfig c;
-  c.preset = "test";
-  c.uv_rows = 24;
-  c.uv_cols = 28;
-  c.latent_shape = 8;
-  c.latent_albedo = 8;
-  c.image_size = 64;
-  c.encoder_channels = {4, 8};
-  c.global_channels = {8, 8, 6};
-  c.local_channels = {6, 4};
-  c.fusion_channels = 6;
-  c.regions = model::DefaultRegions(c.uv_rows, c.uv_cols);
-  return c;
-}
-
 model::FaceModel TinyModel() {
-  auto c = Tiny();
+  auto c = model::testutil::SmallFitConfig();
   auto t = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-  c.regions = t.topology.regions;
   auto m = model::FaceModel::Create(c, t, 7);
   m.eval();
   return m;

@@ -24,6 +24,24 @@ inline ModelConfig TinyConfig(int U = 40, int V = 48) {
   return c;
 }
 
+/// The smaller configuration of the fit and fit-job tests: 24 x 28 UV, 2 encoder
+/// stages, 64 px images, regions of the synthetic template.
+inline ModelConfig SmallFitConfig() {
+  ModelConfig c;
+  c.preset = "test";
+  c.uv_rows = 24;
+  c.uv_cols = 28;
+  c.latent_shape = 8;
+  c.latent_albedo = 8;
+  c.image_size = 64;
+  c.encoder_channels = {4, 8};
+  c.global_channels = {8, 8, 6};
+  c.local_channels = {6, 4};
+  c.fusion_channels = 6;
+  c.regions = SyntheticTemplate(c.uv_rows, c.uv_cols).topology.regions;
+  return c;
+}
+
 inline render::FaceTemplate TemplateFor(const ModelConfig& c) {
   auto t = SyntheticTemplate(c.uv_rows, c.uv_cols);
   t.topology.regions = c.regions;

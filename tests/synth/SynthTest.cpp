@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "TestSupport.h"
@@ -19,6 +20,7 @@
 #include "synth/Generator.h"
 #include "synth/GroundTruth.h"
 #include "synth/Synth.h"
+#include "batch/ShardFile.h"
 
 namespace facebatch::synth {
 namespace {
@@ -438,6 +440,106 @@ TEST(SynthCli, WritesEveryLayoutThatIndexReads) {
   }
   auto bad = facebatch::testing::RunCli({"synth", "--layout", "folder", "--out", (tmp / "x").string()});
   EXPECT_EQ(bad.exit_code, kExitUsage) << bad.output;
+}
+
+}  // namespace
+}  // namespace facebatch::synth
+
+namespace facebatch::synth {
+namespace {
+
+template <typename T>
+std::vector<T> Flat(const at::Tensor& t) {
+  auto c = t.contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+// A fit output file (the shard layout, written by the real writer) whose maps are
+// three random identities; the middle fit failed.
+std::vector<Identity> WriteFits(const std::string& path, const FaceGenerator& gen, const std::string& outputs) {
+  const auto& topo = gen.face_template().topology;
+  batch::LayoutSizes s;
+  s.latent_shape = 4, s.latent_albedo = 4;
+  s.uv_rows = topo.mask.size(0), s.uv_cols = topo.mask.size(1);
+  s.num_vertices = topo.vertex_uv.size(0), s.num_triangles = topo.triangles.size(0);
+  s.terms = {"photometric", "total"};
+  auto layout = batch::ShardLayout::Make(s, batch::ParseOutputs(outputs), false);
+  batch::ShardHeader h;
+  h.triangles = Flat<int64_t>(topo.triangles);
+  h.vertex_uv = Flat<float>(topo.vertex_uv);
+  h.landmarks68 = Flat<int64_t>(topo.landmarks68);
+  h.mask = Flat<int64_t>(topo.mask.to(torch::kLong));
+  std::vector<Identity> ids;
+  std::vector<batch::ImageRecord> records;
+  for (int i = 0; i < 3; ++i) {
+    std::mt19937_64 rng(100 + i);
+    ids.push_back(gen.RandomIdentity(rng));
+    batch::ImageRecord r;
+    r.id = "fit" + std::to_string(i);
+    r.position = i;
+    r.strings["/images/id"] = r.id;
+    r.strings["/images/status"] = i == 1 ? "failed" : "ok";
+    r.strings["/images/reason_code"] = i == 1 ? "non_finite" : "";
+    if (layout.Find("/maps/shape")) r.floats["/maps/shape"] = Flat<float>(ids.back().shape_uv);
+    if (layout.Find("/maps/albedo")) r.floats["/maps/albedo"] = Flat<float>(ids.back().albedo_uv);
+    records.push_back(std::move(r));
+  }
+  batch::WriteShardFile(path, h, layout, records);
+  return ids;
+}
+
+TEST(Synth, FromFitsReRendersTheOkFitsUnderNewScenes) {
+  TempDir tmp;
+  FaceGenerator gen(48, 56);
+  const auto fits = (tmp / "fits.h5").string();
+  auto ids = WriteFits(fits, gen, "shape,albedo");
+  auto o = Small("aflw2000", tmp / "from", 0);
+  o.uv = "96x112";  // ignored: the fits fix the UV size
+  o.from = fits;
+  o.per_identity = 2;
+  auto summary = RunSynth(o);
+  EXPECT_EQ(summary.images, 4);  // 2 ok fits x 2
+  auto gt = ReadGroundTruth((tmp / "from" / kGroundTruthFileName).string());
+  ASSERT_EQ(gt.size(), 4);
+  EXPECT_EQ(gt.uv_rows, 48);
+  EXPECT_NE(gt.generator.find("fits.h5"), std::string::npos) << gt.generator;
+  const auto mask = gen.face_template().topology.mask.to(torch::kFloat).unsqueeze(0);
+  // Faces 0, 1 are fit 0; faces 2, 3 are fit 2 (the failed fit 1 is skipped); ids sort as faces.
+  for (int64_t row = 0; row < 4; ++row) {
+    const auto& want = ids[row < 2 ? 0 : 2];
+    EXPECT_TRUE(torch::allclose(gt.shape_uv[row], want.shape_uv * mask, 0, 1e-6)) << row;
+    EXPECT_TRUE(torch::allclose(gt.albedo_uv[row], want.albedo_uv.clamp(0, 1) * mask, 0, 1e-6)) << row;
+  }
+  // New scenes: the same face under another pose and light.
+  EXPECT_FALSE(torch::allclose(gt.M[0], gt.M[1]));
+  EXPECT_FALSE(torch::allclose(gt.L[0], gt.L[1]));
+  // The corpus reads back through the real AFLW2000-3D reader.
+  auto m = Index(tmp / "from", tmp / "from.jsonl");
+  EXPECT_EQ(m.items.size(), 4u);
+
+  // Same seed, same files.
+  auto o2 = o;
+  o2.out = (tmp / "from2").string();
+  RunSynth(o2);
+  ExpectSameGroundTruth(gt, ReadGroundTruth((tmp / "from2" / kGroundTruthFileName).string()));
+}
+
+TEST(Synth, FromFitsNamesTheFileWhenMapsAreMissing) {
+  TempDir tmp;
+  FaceGenerator gen(48, 56);
+  const auto fits = (tmp / "noalbedo.h5").string();
+  WriteFits(fits, gen, "shape");
+  auto o = Small("aflw2000", tmp / "x", 0);
+  o.from = fits;
+  try {
+    RunSynth(o);
+    FAIL() << "expected an error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("noalbedo.h5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/maps/albedo"), std::string::npos) << e.what();
+  }
+  auto bad = Small("aflw2000", tmp / "y", 0);
+  EXPECT_THROW(bad.Check(), UsageError);  // --count 0 needs --from
 }
 
 }  // namespace

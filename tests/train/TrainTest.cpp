@@ -13,6 +13,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
+#include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "core/Error.h"
 #include "fit/Losses.h"
@@ -32,15 +33,8 @@ namespace fs = std::filesystem;
 constexpr int kU = 40, kV = 48, kImage = 64, kOriginal = 96, kItems = 10;
 
 model::ModelConfig TinyConfig(const render::FaceTemplate& t) {
-  model::ModelConfig c;
-  c.preset = "test";
-  c.uv_rows = kU, c.uv_cols = kV;
-  c.latent_shape = 12, c.latent_albedo = 10;
-  c.image_size = kImage;
-  c.encoder_channels = {4, 8, 8};
-  c.global_channels = {12, 8, 8, 6};
-  c.local_channels = {8, 6, 6, 4};
-  c.fusion_channels = 8;
+  auto c = model::testutil::TinyConfig(kU, kV);
+  static_assert(kImage == 64, "TinyConfig's image size");
   c.regions = t.topology.regions;
   return c;
 }

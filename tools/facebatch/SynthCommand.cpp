@@ -12,7 +12,7 @@ int RunSynthCommand(int argc, char** argv) {
   synth::SynthOptions o;
   cli::CommandParser p("synth",
                        "facebatch synth --layout 300w-lp|aflw2000|celeba --out DIR --count N --seed S [--threads T] "
-                       "[--uv RxC] [--yaw-max D]",
+                       "[--uv RxC] [--yaw-max D] [--from FITS.h5 --per-identity K]",
                        "Renders procedural synthetic faces (random identity, expression, pose, lighting, background,\n"
                        "occluders) and writes them in a real corpus layout under DIR, plus the ground truth\n"
                        "DIR/facebatch_ground_truth.h5 (schemas/ground_truth.md). Same seed, same files.");
@@ -36,7 +36,10 @@ int RunSynthCommand(int argc, char** argv) {
        "300W-LP subsets that get landmarks/<SET>/<name>_pts.mat: all, none, or a comma list")
       ("flip", po::value(&o.flip)->default_value(o.flip), "300W-LP: also write the mirrored <SET>_Flip copies")
       ("progress", po::value(&o.progress)->default_value(o.progress), "auto, bar, log or none")
-      ("preview", po::value(&o.preview)->default_value(o.preview), "also write a PNG grid of up to 24 of the images");
+      ("preview", po::value(&o.preview)->default_value(o.preview), "also write a PNG grid of up to 24 of the images")
+      ("from", po::value(&o.from)->default_value(o.from),
+       "re-render the ok fits of this fit output (shard or merged file with shape and albedo maps) under new "
+       "poses and lights instead of random faces; --count 0: every fit x --per-identity");
   if (!p.Parse(argc, argv)) return kExitOk;
   o.Check();
   std::cout << synth::RunSynth(o).ToString();
