@@ -10,7 +10,7 @@
 #
 # Configuration: AuthType=auth/none, CredType=cred/none (no munge), non-default
 # ports (free ones from 17000 on), NodeName=localhost CPUs=${SLURM_CLUSTER_CPUS:-2},
-# ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, SelectType=select/cons_tres
+# RealMemory = 90% of MemTotal, ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, SelectType=select/cons_tres
 # (CR_CPU: one CPU per task by default), every state/spool/log file under DIR.
 # The daemons run as the calling user (root in CI); they never touch /etc/slurm.
 
@@ -52,8 +52,10 @@ slurm_cluster_start() {
   local ctld_port slurmd_port
   ctld_port=$(_slurm_free_port "$base")
   slurmd_port=$((ctld_port + 1))
-  local user
+  local user mem
   user=$(id -un)
+  # RealMemory in MB (the scripts' --mem requests must fit), leaving 10% to the system.
+  mem=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo 2>/dev/null || echo 1024)
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
   cat >"$dir/slurm.conf" <<EOF
 # Private single-node cluster written by scripts/slurm-cluster.sh
@@ -91,7 +93,7 @@ KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=localhost CPUs=$cpus State=UNKNOWN
+NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
   # An empty cgroup.conf keeps slurmd from probing cgroups it does not use.

@@ -40,7 +40,7 @@ if [ ! -f "$MODEL" ]; then
 fi
 
 text=$("$ROOT/slurm/submit.sh" --facebatch "$FB" --cpu --corpus "$ROOT/samples/300W-LP" --manifest "$OUT/300w-lp.jsonl" \
-  --model "$MODEL" --out "$OUT/fit" --shards 4 --fit-args "--steps $STEPS" --sbatch-args "--cpus-per-task=1")
+  --model "$MODEL" --out "$OUT/fit" --shards 4 --fit-args "--steps $STEPS" --sbatch-args "--cpus-per-task=1 --mem=1G")
 echo "$text"
 read -r fit merge < <(echo "$text" | sed -n 's/^FACEBATCH_JOBS fit=\([0-9]*\) merge=\([0-9]*\)$/\1 \2/p')
 echo "waiting for the array job $fit and the merge job $merge ..."

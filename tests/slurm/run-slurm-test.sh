@@ -46,7 +46,7 @@ slurm_cluster_start "$tmp/cluster" || fail "the private SLURM cluster did not st
 manifest=$tmp/300w-lp.jsonl
 # Per image: encoder + $steps iterations; one image per batch and per part, so a
 # signal or a kill lands between closed parts.
-steps=${FACEBATCH_SLURM_TEST_STEPS:-6}
+steps=${FACEBATCH_SLURM_TEST_STEPS:-12}
 fit_args="--steps $steps --tolerance 0 --batch 1 --part-size 1"
 
 submit() {  # submit OUT [extra submit.sh options]: prints "fit merge" job ids
@@ -54,7 +54,7 @@ submit() {  # submit OUT [extra submit.sh options]: prints "fit merge" job ids
   shift
   local text
   text=$("$src/slurm/submit.sh" --facebatch "$fb" --cpu --corpus "$src/samples/300W-LP" --manifest "$manifest" \
-    --model "$tmp/model.h5" --out "$out" --shards 4 --fit-args "$fit_args" --sbatch-args "--cpus-per-task=1" "$@") \
+    --model "$tmp/model.h5" --out "$out" --shards 4 --fit-args "$fit_args" --sbatch-args "--cpus-per-task=1 --mem=1G" "$@") \
     || fail "submit.sh failed: $text"
   echo "$text" >&2
   echo "$text" | sed -n 's/^FACEBATCH_JOBS fit=\([0-9]*\) merge=\([0-9]*\)$/\1 \2/p'
