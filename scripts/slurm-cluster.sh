@@ -144,8 +144,3 @@ slurm_wait_jobs() {
   squeue -j "$ids" >&2 || true
   return 1
 }
-
-# slurm_job_states JOBID: "<jobid> <state> <exitcode>" per job/array task (scontrol, no accounting needed).
-slurm_job_states() {
-  scontrol show job "$1" -o 2>/dev/null | sed -E 's/.*JobId=([0-9]+) .*ArrayTaskId=([0-9]+)? ?.*JobState=([A-Z_]+) .*ExitCode=([0-9:]+).*/\1 \2 \3 \4/'
-}

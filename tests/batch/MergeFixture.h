@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <random>
 #include <string>
@@ -76,12 +77,16 @@ inline FitFixture MakeFitFixture(const fs::path& root, int n) {
   return f;
 }
 
+/// The fit command of shard index/count; `overrides` are (--option, value) pairs replacing the defaults.
 inline std::vector<std::string> FitArgs(const FitFixture& f, const fs::path& out, int index, int count,
-                                        const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> a = {"fit", "--manifest", f.manifest.string(), "--model", f.model.string(), "--out", out.string(),
-                                "--shard", std::to_string(index) + "/" + std::to_string(count), "--progress", "none",
-                                "--threads", "1", "--steps", "1", "--batch", "2", "--part-size", "2"};
-  a.insert(a.end(), extra.begin(), extra.end());
+                                        const std::vector<std::string>& overrides = {}) {
+  std::map<std::string, std::string> opts = {
+      {"--manifest", f.manifest.string()}, {"--model", f.model.string()}, {"--out", out.string()},
+      {"--shard", std::to_string(index) + "/" + std::to_string(count)}, {"--progress", "none"}, {"--threads", "1"},
+      {"--steps", "1"}, {"--batch", "2"}, {"--part-size", "2"}};
+  for (size_t i = 0; i + 1 < overrides.size(); i += 2) opts[overrides[i]] = overrides[i + 1];
+  std::vector<std::string> a = {"fit"};
+  for (const auto& [k, v] : opts) a.push_back(k), a.push_back(v);
   return a;
 }
 

@@ -89,7 +89,7 @@ TEST(StatusTest, DoneRunningFailedMissingAndTheResubmitList) {
   merge_test::FitShard(f, out, 0, 4);
 
   // Shard 1 runs slowly (one image per part, many steps) until we kill it.
-  pid_t pid = SpawnCli(merge_test::FitArgs(f, out, 1, 4, {"--steps", "400", "--tolerance", "0", "--batch", "1", "--part-size", "1"}),
+  pid_t pid = SpawnCli(merge_test::FitArgs(f, out, 1, 4, {"--steps", "1000", "--tolerance", "0", "--batch", "1", "--part-size", "1"}),
                        dir.path() / "fit1.log");
   const auto parts = out / "shard-00001-of-00004.parts";
   ASSERT_TRUE(WaitFor([&] { return PartFiles(parts) >= 1; }, 120)) << testing::ReadFile(dir.path() / "fit1.log");

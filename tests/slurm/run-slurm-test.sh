@@ -104,9 +104,12 @@ read -r fit1 merge1 < <(submit "$out1")
 [ -n "$fit1" ] && [ -n "$merge1" ] || fail "no job ids from submit.sh"
 log0=$out1/logs/fit_${fit1}_0.log
 wait_for 150 has_part "$out1/shard-00000-of-00004.parts" || fail "task 0 never closed a part"
-scancel --batch --signal=USR1 "${fit1}_0" || fail "scancel --batch --signal=USR1 failed"
+# scancel may report "Job can not be altered now, try again later" for an array task although
+# it delivered the signal, and then retries every 5 s (which would signal the requeued task
+# again): one attempt, bounded; the log check below shows whether the signal arrived.
+timeout 3 scancel --batch --signal=USR1 "${fit1}_0" || true
+wait_for 30 grep -q "received SIGUSR1" "$log0" || fail "the batch shell of task 0 did not get USR1"
 slurm_wait_jobs 240 "$fit1" "$merge1" || fail "scenario 1 jobs did not finish"
-grep -q "received SIGUSR1" "$log0" || fail "the batch shell of task 0 did not get USR1"
 grep -q "fit incomplete (exit 75): requeueing" "$log0" || fail "task 0 did not requeue on exit 75"
 grep -q "restart 1," "$log0" || fail "task 0 did not restart"
 grep -q "resuming shard 0/4" "$log0" || fail "task 0 did not resume from its closed parts"
