@@ -94,6 +94,6 @@ watch:
   $fb status $out --num-shards $shards          # done / running / failed / missing, and the --array list to resubmit
 ${merge_job:+  cat $logs/merge_${merge_job}.log}
 resubmit what failed (it resumes from closed parts), then merge again:
-  $0 --manifest $manifest --model $model --out $out --shards $shards${cpu:+$( [ "$cpu" -eq 1 ] && echo " --cpu")} --array LIST${fit_args:+ --fit-args "$fit_args"}
+  $0 --manifest $manifest --model $model --out $out --shards $shards$( [ "$cpu" -eq 1 ] && echo " --cpu") --array LIST${fit_args:+ --fit-args \"$fit_args\"}
 EOT
 echo "FACEBATCH_JOBS fit=$fit_job merge=${merge_job:-none}"
