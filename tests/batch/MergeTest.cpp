@@ -252,14 +252,5 @@ TEST_F(MergeTest, ExplicitFilesMergeInShardOrderAndOthersAreMissing) {
   EXPECT_EQ(h5::Reader(out.string()).StringAttr("/", "merged_missing"), "1");
 }
 
-TEST_F(MergeTest, UsageErrors) {
-  EXPECT_EQ(RunCli({"merge", "--out", (work_.path() / "x.h5").string()}).exit_code, kExitUsage);
-  auto fits = CopyFits("fits");
-  EXPECT_EQ(RunCli({"merge", fits.string()}).exit_code, kExitUsage);
-  EXPECT_EQ(RunCli({"merge", fits.string(), "--out", (work_.path() / "x.txt").string()}).exit_code, kExitUsage);
-  auto r = RunCli({"merge", (work_.path() / "nothing-here").string(), "--out", (work_.path() / "x.h5").string()});
-  EXPECT_EQ(r.exit_code, kExitError) << r.output;
-}
-
 }  // namespace
 }  // namespace facebatch::batch

@@ -140,18 +140,5 @@ TEST(StatusTest, DoneRunningFailedMissingAndTheResubmitList) {
   EXPECT_EQ(j["resubmit"], "");
 }
 
-TEST(StatusTest, NeedsTheShardCountWhenNothingStarted) {
-  TempDir dir("facebatch-status-empty");
-  auto r = RunCli({"status", dir.path().string()});
-  EXPECT_EQ(r.exit_code, kExitUsage) << r.output;
-  EXPECT_NE(r.output.find("--num-shards"), std::string::npos) << r.output;
-  r = RunCli({"status", dir.path().string(), "--num-shards", "12", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  auto j = nlohmann::json::parse(r.output);
-  EXPECT_EQ(j["resubmit"], "0-11");
-  EXPECT_EQ(j["states"]["missing"].size(), 12u);
-  EXPECT_EQ(RunCli({"status", (dir.path() / "nope").string()}).exit_code, kExitError);
-}
-
 }  // namespace
 }  // namespace facebatch::batch
