@@ -53,7 +53,7 @@ done
 echo "--- merge log"
 cat "$OUT/fit/logs/merge_${merge}.log"
 [ -f "$OUT/fit/merged.h5" ] || { echo "slurm-demo: no merged file (see the logs in $OUT/fit/logs)" >&2; exit 1; }
-"$FB" inspect "$OUT/fit/merged.h5" | head -n 20
+"$FB" inspect "$OUT/fit/merged.h5" | sed -n "1,12p"
 if "$FB" help 2>&1 | grep -qE '^\s*export\b'; then
   "$FB" export obj "$OUT/fit/merged.h5" --out "$OUT/obj"
   echo "meshes: $OUT/obj"

@@ -66,7 +66,7 @@ if [ ! -f "$manifest" ]; then
   "$fb" index --root "$corpus" --out "$manifest" --progress log
 fi
 manifest=$(abs "$manifest")
-"$fb" shards --manifest "$manifest" --num-shards "$shards" | tail -n +1 | head -n 5
+"$fb" shards --manifest "$manifest" --num-shards "$shards" | sed -n "1,6p"  # sed reads all: no SIGPIPE
 array=${array:-0-$((shards - 1))}
 
 export FACEBATCH="$fb" FACEBATCH_MANIFEST="$manifest" FACEBATCH_MODEL="$model" FACEBATCH_OUT="$out"
