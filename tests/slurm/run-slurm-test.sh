@@ -46,7 +46,7 @@ slurm_cluster_start "$tmp/cluster" || fail "the private SLURM cluster did not st
 manifest=$tmp/300w-lp.jsonl
 # Per image: encoder + $steps iterations; one image per batch and per part, so a
 # signal or a kill lands between closed parts.
-steps=${FACEBATCH_SLURM_TEST_STEPS:-12}
+steps=${FACEBATCH_SLURM_TEST_STEPS:-20}
 fit_args="--steps $steps --tolerance 0 --batch 1 --part-size 1"
 
 submit() {  # submit OUT [extra submit.sh options]: prints "fit merge" job ids
