@@ -112,6 +112,13 @@ std::vector<c10::Device> ParseDevices(const FitJobOptions& o) {
   std::vector<c10::Device> out;
   if (o.devices.empty()) {
     c10::Device d(o.device);
+    if (d.is_cuda() && !d.has_index()) {
+      // Several GPUs visible to several tasks of a node: task SLURM_LOCALID takes GPU LOCALID mod count.
+      if (auto k = env::SlurmLocalDevice(static_cast<int>(torch::cuda::device_count()))) {
+        d = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(*k));
+        log::Info("--device cuda with {} visible GPUs: SLURM_LOCALID picks {}", torch::cuda::device_count(), d.str());
+      }
+    }
     for (int i = 0; i < (d.is_cpu() ? o.workers : 1); ++i) out.push_back(d);
     return out;
   }

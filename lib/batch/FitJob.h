@@ -21,7 +21,7 @@ struct FitJobOptions {
   std::string shard = "0/1";    ///< --shard i/N or auto ($SLURM_ARRAY_TASK_ID with --num-shards)
   int num_shards = 0;           ///< --num-shards N (required with auto; must agree with i/N)
   int batch = 4;                ///< --batch images per fit batch (measured best on CPU, docs/fitjob.md)
-  std::string device = "cpu";   ///< --device cpu | cuda | cuda:K
+  std::string device = "cpu";   ///< --device cpu | cuda | cuda:K (plain cuda with several GPUs visible and SLURM_LOCALID set: cuda:(LOCALID mod count))
   std::string devices;          ///< --devices all | comma list (cpu, cuda:0, ...): one worker each; "" = --device x --workers
   int workers = 1;              ///< --workers CPU workers when --devices is not given
   std::string outputs = "all";  ///< --outputs all | none | comma list of maps and "vertices"

@@ -37,6 +37,13 @@ SlurmInfo ReadSlurm() {
   return s;
 }
 
+std::optional<int> SlurmLocalDevice(int visible_devices) {
+  if (visible_devices <= 1) return std::nullopt;
+  auto local = GetLong("SLURM_LOCALID");
+  if (!local || *local < 0) return std::nullopt;
+  return static_cast<int>(*local % visible_devices);
+}
+
 int AvailableCores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {

@@ -19,6 +19,13 @@ struct SlurmInfo {
 /// Reads the SLURM_* variables (not cached: tests may change them).
 SlurmInfo ReadSlurm();
 
+/// Device choice for one of several tasks of a job step on a node: when more
+/// than one device is visible and SLURM_LOCALID is set, the device index
+/// SLURM_LOCALID mod visible_devices (so tasks 0, 1, ... of a node spread over
+/// its GPUs); nullopt otherwise (use the default device). CUDA_VISIBLE_DEVICES
+/// is treated as opaque: only the count of visible devices matters.
+std::optional<int> SlurmLocalDevice(int visible_devices);
+
 /// Reads an integer environment variable; nullopt when unset or not an integer.
 std::optional<long> GetLong(const char* name);
 

@@ -4,6 +4,9 @@ shard, a model file and a synthetic ground-truth file, and checks them against
 the machine-readable schemas in schemas/*.schema.json.
 
 usage: check_h5py.py SCHEMAS_DIR SHARD.h5 MANIFEST.jsonl MODEL.h5 GROUND_TRUTH.h5
+       check_h5py.py --merged SCHEMAS_DIR MERGED.h5 MANIFEST.jsonl SHARD.h5...
+(--merged: a `facebatch merge` file of every shard: the shard schema, virtual
+datasets with relative source paths, content = the shards concatenated in order)
 Exit 0 when every check passes, 1 with the failures listed, 77 without h5py.
 """
 import json
@@ -64,7 +67,11 @@ def check_shard(schema_path, shard_path, manifest_path):
             check(h5py.check_string_dtype(ds.dtype) is not None, f"shard: {path} is not a string dataset")
         else:
             check(ds.dtype == np.dtype(kind), f"shard: {path} dtype {ds.dtype} != {kind}")
-        if spec.get("per_image", True):
+        if spec.get("per_image", True) and ds.is_virtual:
+            # A merged file (schemas/merge.md): virtual rows from shard files named relative to it.
+            for src in ds.virtual_sources():
+                check(not src.file_name.startswith("/"), f"merged: {path} source {src.file_name} is not relative")
+        elif spec.get("per_image", True):
             check(ds.chunks is not None and ds.chunks[0] == 1, f"shard: {path} not chunked one image per chunk")
             check(ds.compression == "gzip" and ds.shuffle, f"shard: {path} lacks shuffle + deflate")
         if "enum" in spec:
@@ -125,7 +132,48 @@ def check_ground_truth(schema_path, gt_path):
     print(f"ground truth ok: {len(ids)} images")
 
 
+def check_merged(merged_path, shard_paths):
+    m = h5py.File(merged_path, "r")
+    shards = [h5py.File(p, "r") for p in shard_paths]
+    check(int(m.attrs["merged_version"]) == 1, "merged: merged_version")
+    check(int(m.attrs["merged_num_shards"]) == len(shards), "merged: merged_num_shards")
+    check(attr_str(m, "merged_missing") == "", "merged: merged_missing not empty")
+    n = 0
+
+    def visit(name, obj):
+        nonlocal n
+        if not isinstance(obj, h5py.Dataset) or name.startswith("topology"):
+            return
+        want = np.concatenate([s[name][()] for s in shards], axis=0)
+        got = obj[()]
+        check(got.shape == want.shape, f"merged: {name} shape {got.shape} != {want.shape}")
+        if got.shape == want.shape:
+            if got.dtype.kind == "f":
+                check(np.array_equal(got, want, equal_nan=True), f"merged: {name} differs from the shards")
+            else:
+                check(np.array_equal(got, want), f"merged: {name} differs from the shards")
+        n += 1
+
+    m.visititems(visit)
+    for name in ("topology/triangles", "topology/vertex_uv", "topology/mask"):
+        check(np.array_equal(m[name][()], shards[0][name][()]), f"merged: {name} differs")
+    check(n > 20, f"merged: only {n} per-image datasets")
+    print(f"merged ok: {int(m.attrs['num_images'])} images, {n} datasets = the {len(shards)} shards concatenated")
+
+
 def main():
+    if sys.argv[1] == "--merged":
+        schemas, merged, manifest = sys.argv[2:5]
+        for step in (lambda: check_shard(f"{schemas}/shard.schema.json", merged, manifest),
+                     lambda: check_merged(merged, sys.argv[5:])):
+            try:
+                step()
+            except Exception as e:
+                failures.append(f"{type(e).__name__}: {e}")
+        for what in failures:
+            print("FAIL", what)
+        print(f"{'0' if not failures else len(failures)} failures")
+        sys.exit(1 if failures else 0)
     schemas, shard, manifest, model, gt = sys.argv[1:6]
     for step in (lambda: check_shard(f"{schemas}/shard.schema.json", shard, manifest),
                  lambda: check_model(model),

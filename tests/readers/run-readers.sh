@@ -13,3 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
   --steps 2 --progress none --threads 2 >/dev/null 2>&1
 "$py" "$src/tests/readers/check_h5py.py" "$src/schemas" "$tmp/fit/shard-00000-of-00001.h5" \
   "$tmp/celeba.jsonl" "$tmp/model.h5" "$src/samples/CelebA/facebatch_ground_truth.h5"
+# The merged file (virtual datasets, schemas/merge.md), read by h5py from another directory.
+"$fb" merge "$tmp/fit" --out "$tmp/merged/all.h5" >/dev/null 2>&1
+src_abs=$(cd "$src" && pwd)
+(cd / && "$py" "$src_abs/tests/readers/check_h5py.py" --merged "$src_abs/schemas" "$tmp/merged/all.h5" "$tmp/celeba.jsonl" \
+  "$tmp/fit/shard-00000-of-00001.h5")

@@ -12,4 +12,6 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
+int RunMergeCommand(int argc, char** argv);
+int RunStatusCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
       {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
       {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
       {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
+      {"merge", "merge the completed shard files of a fit into one HDF5 file (virtual datasets or --copy)", &facebatch::tools::RunMergeCommand},
+      {"status", "report done/running/failed/missing shards of a fit and the --array list to resubmit", &facebatch::tools::RunStatusCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
