@@ -187,6 +187,9 @@ TEST_F(MergeTest, CopyEqualsTheVirtualViewAndIsSelfContained) {
   auto sources = nlohmann::json::parse(h5::Reader((work_.path() / "out" / "virtual.h5").string()).StringAttr("/", "merged_sources"));
   EXPECT_EQ(sources[0]["file"], "../fits/shard-00000-of-00003.h5");
   ExpectConcatenation(work_.path() / "out" / "copy.h5", {work_.path() / "out" / "virtual.h5"});
+  // The virtual view is a valid shard file too (validate skips chunking checks for it).
+  auto vv = RunCli({"validate", (work_.path() / "out" / "virtual.h5").string()});
+  EXPECT_EQ(vv.exit_code, 0) << vv.output;
   EXPECT_FALSE(IsVirtual(work_.path() / "out" / "copy.h5", "/latents/f_shape"));
   EXPECT_EQ(h5::Reader((work_.path() / "out" / "copy.h5").string()).StringAttr("/", "merged_storage"), "copy");
   // Self-contained: still readable, and a valid shard file, without the shards.
