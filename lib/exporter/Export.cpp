@@ -128,7 +128,6 @@ void Require(const batch::ShardReader& r, const std::string& dataset, const std:
 
 struct Input {
   std::unique_ptr<batch::ShardReader> reader;
-  std::unique_ptr<std::mutex> mutex = std::make_unique<std::mutex>();
   render::FaceTopology topology;
   at::Tensor mask;  // [U, V] bool
   std::vector<std::string> maps;
@@ -148,8 +147,11 @@ struct ImageData {
   std::map<std::string, at::Tensor> maps;  // name -> [3, U, V]
 };
 
+// HDF5 (Debian's serial build) is not thread-safe: every read, of any input, under one lock.
+std::mutex g_hdf5_mutex;
+
 ImageData ReadImage(Input& in, int64_t row, const std::set<std::string>& maps, bool vertices) {
-  std::lock_guard<std::mutex> lock(*in.mutex);
+  std::lock_guard<std::mutex> lock(g_hdf5_mutex);
   const auto& r = *in.reader;
   const auto& s = r.layout().sizes;
   ImageData d;
