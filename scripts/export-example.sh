@@ -24,9 +24,9 @@ fi
 SHARD=$WORK/fit/shard-00000-of-00001.h5
 rm -rf "$WORK/obj" "$WORK/overlay" "$WORK/preview"
 "$BIN" export obj "$SHARD" --out "$WORK/obj" --range 0:1 --progress none
-"$BIN" export overlay "$SHARD" --out "$WORK/overlay" --range 0:1 --progress none
+"$BIN" export overlay "$SHARD" --out "$WORK/overlay" --range 0:1 --overlay-max-size 360 --progress none
 OBJ=$(ls "$WORK"/obj/*.obj | head -n 1)
 OVERLAY=$(ls "$WORK"/overlay/*.overlay.png | head -n 1)
-"$BIN" export preview "$OBJ" --out "$WORK/preview" --beside "$OVERLAY" --preview-size 450 --progress none
+"$BIN" export preview "$OBJ" --out "$WORK/preview" --beside "$OVERLAY" --preview-size 360 --progress none
 cp "$(ls "$WORK"/preview/*.preview.png | head -n 1)" "$PICTURE"
 echo "export-example: wrote $PICTURE (model $MODEL, $STEPS fit steps)"
