@@ -8,6 +8,7 @@
 
 #include "core/Error.h"
 #include "exporter/Mesh.h"
+#include "exporter/Preview.h"
 #include "render/Render.h"
 
 namespace facebatch::exporter {
@@ -37,11 +38,9 @@ cv::Mat MakeOverlay(const render::FaceTopology& topology, const OverlayInput& in
   auto M = in.M.to(torch::kFloat).view({1, 2, 4});
   auto L = in.L.to(torch::kFloat).view({1, 27});
   auto r = render::Render(topology, shape, albedo, M, L, S, S);
-  // Linear -> sRGB 8-bit, RGB -> BGR, plus coverage as alpha.
-  auto lin = r.image[0].clamp(0, 1);
-  auto srgb = torch::where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.pow(1 / 2.4) - 0.055);
-  auto bgr = (srgb.flip(0).permute({1, 2, 0}) * 255).contiguous();
-  cv::Mat render_img(S, S, CV_32FC3, bgr.data_ptr<float>());
+  // Linear -> sRGB BGR, plus coverage as alpha.
+  cv::Mat render_img;
+  LinearRgbToSrgbBgr8(r.image[0]).convertTo(render_img, CV_32FC3);
   auto cov = r.mask[0][0].contiguous();
   cv::Mat coverage(S, S, CV_32F, cov.data_ptr<float>());
   cv::Matx23d Ad;

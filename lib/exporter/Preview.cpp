@@ -61,12 +61,16 @@ cv::Mat RenderMeshFile(const std::string& path, int size, bool y_down) {
                          torch::kFloat).unsqueeze(0);
   auto L = render::SimpleLighting(1, 0.6, 0.7, -0.4, 0.5, 0.8);
   auto r = render::RenderMesh(tris, verts.unsqueeze(0), albedo.unsqueeze(0), M, L, size, size);
-  auto lin = r.image[0].clamp(0, 1);
-  auto out_srgb = torch::where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.pow(1 / 2.4) - 0.055);
-  auto bg = torch::full_like(out_srgb, 0.5);
-  auto pic = torch::where(r.mask[0] > 0, out_srgb, bg);
-  auto bgr = (pic.flip(0).permute({1, 2, 0}) * 255 + 0.5).clamp(0, 255).to(torch::kByte).contiguous();
-  return cv::Mat(size, size, CV_8UC3, bgr.data_ptr<uint8_t>()).clone();
+  // Grey background: linear 0.214 is sRGB 0.5.
+  auto pic = torch::where(r.mask[0] > 0, r.image[0], torch::full_like(r.image[0], 0.214));
+  return LinearRgbToSrgbBgr8(pic);
+}
+
+cv::Mat LinearRgbToSrgbBgr8(const at::Tensor& rgb) {
+  auto lin = rgb.detach().to(torch::kFloat).clamp(0, 1);
+  auto srgb = torch::where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.pow(1 / 2.4) - 0.055);
+  auto bgr = (srgb.flip(0).permute({1, 2, 0}) * 255 + 0.5).clamp(0, 255).to(torch::kByte).contiguous();
+  return cv::Mat(static_cast<int>(bgr.size(0)), static_cast<int>(bgr.size(1)), CV_8UC3, bgr.data_ptr<uint8_t>()).clone();
 }
 
 }  // namespace facebatch::exporter

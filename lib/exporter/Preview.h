@@ -8,6 +8,8 @@
 // front view (weak perspective, eq. 3) fitted into size x size pixels, lit by an
 // ambient + directional SH light (render::SimpleLighting) from the upper left,
 // over a grey background, converted to sRGB.
+#include <ATen/Tensor.h>
+
 #include <opencv2/core.hpp>
 #include <string>
 
@@ -17,5 +19,8 @@ namespace facebatch::exporter {
 /// frame of `--space image` (x right, y down, z away from the camera) rather than
 /// model space (y up, z towards the camera). InputError naming the file on failure.
 cv::Mat RenderMeshFile(const std::string& path, int size = 512, bool y_down = false);
+
+/// Linear RGB [3, H, W] (clamped to [0, 1]) -> 8-bit sRGB BGR picture (OpenCV order).
+cv::Mat LinearRgbToSrgbBgr8(const at::Tensor& rgb);
 
 }  // namespace facebatch::exporter
