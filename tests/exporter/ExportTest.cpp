@@ -506,6 +506,23 @@ TEST_F(Export, SelectsByIdsStatusAndRange) {
   ASSERT_EQ(s.items.size(), 2u);
   EXPECT_EQ(s.items[0].id, shard.ids()[1]);
   EXPECT_EQ(s.items[1].id, shard.ids()[2]);
+  // Several inputs: --range counts the rows of the inputs in order; an id seen before is exported once.
+  const auto second = (dir_->path() / "noverts" / "shard-00000-of-00001.h5").string();
+  o = Options("maps", "sel-two");
+  o.inputs = {Shard().string(), second};
+  o.maps = "albedo";
+  o.range = "3:6";
+  s = RunExport(o);
+  ASSERT_EQ(s.items.size(), 3u);
+  EXPECT_EQ(std::make_pair(s.items[0].input, s.items[0].row), std::make_pair(0, int64_t{3}));
+  EXPECT_EQ(std::make_pair(s.items[1].input, s.items[1].row), std::make_pair(1, int64_t{0}));
+  EXPECT_EQ(std::make_pair(s.items[2].input, s.items[2].row), std::make_pair(1, int64_t{1}));
+  EXPECT_EQ(s.exported, 3);
+  o.range = "";
+  o.out = Out("sel-dup").string();
+  s = RunExport(o);
+  EXPECT_EQ(s.items.size(), 3u);  // the 3 ok ids, each once (from the first input)
+  for (const auto& it : s.items) EXPECT_EQ(it.input, 0);
   // An unknown id is recorded as failed; the others go on.
   o = Options("obj", "sel-unknown");
   o.ids = ok[0] + ",no/such/id";
