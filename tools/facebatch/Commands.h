@@ -12,6 +12,10 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
+<<<<<<< HEAD
 int RunMergeCommand(int argc, char** argv);
 int RunStatusCommand(int argc, char** argv);
+=======
+int RunExportCommand(int argc, char** argv);
+>>>>>>> export
 }  // namespace facebatch::tools

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
       {"merge", "merge the completed shard files of a fit into one HDF5 file (virtual datasets or --copy)", &facebatch::tools::RunMergeCommand},
       {"status", "report done/running/failed/missing shards of a fit and the --array list to resubmit", &facebatch::tools::RunStatusCommand},
+      {"export", "export fitted meshes (obj, ply, glb), UV maps or QA overlays from shard files", &facebatch::tools::RunExportCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
