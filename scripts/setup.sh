@@ -13,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-h5py python3-numpy
+  chromium
 )
 
 missing=()
