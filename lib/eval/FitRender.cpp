@@ -106,6 +106,11 @@ at::Tensor LoadCrop(const std::string& source, const cv::Matx23d& crop_to_origin
   return torch::from_blob(rgb.data, {size, size, 3}, torch::kFloat32).permute({2, 0, 1}).contiguous().clone();
 }
 
+at::Tensor LinearToSrgb(const at::Tensor& linear) {
+  const auto v = linear.clamp(0, 1);
+  return torch::where(v <= 0.0031308, v * 12.92, 1.055 * v.clamp_min(1e-12).pow(1 / 2.4) - 0.055);
+}
+
 cv::Mat ToBgr8(const at::Tensor& rgb) {
   auto t = rgb.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round().to(torch::kUInt8);
   t = t.permute({1, 2, 0}).flip({2}).contiguous();  // RGB -> BGR, HWC
