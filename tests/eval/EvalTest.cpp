@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -156,6 +157,7 @@ TEST_F(EvalOnGroundTruth, ExactFitHasNearZeroErrorsAndPerturbedFitsLargerOnes) {
     runs.push_back(Evaluate(c, shard, *dir_ / fmt::format("eval-k{}", k)));
   }
   const auto& exact = runs[0];
+  std::cout << "exact fits:\n" << exact.Table() << "perturbed k=2:\n" << runs[2].Table();
   ASSERT_EQ(exact.images.size(), c.m.OkItems().size());
   for (const auto& e : exact.images) {
     SCOPED_TRACE(e.id);

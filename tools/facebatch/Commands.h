@@ -12,4 +12,6 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
+int RunEvalCommand(int argc, char** argv);
+int RunReportCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
       {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
       {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
       {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
+      {"eval", "the paper's metrics (l2,1, landmark NME, shape NME) of fit outputs, by yaw bin", &facebatch::tools::RunEvalCommand},
+      {"report", "a static HTML QA page of fit outputs (contact sheet, histograms, worst fits, failures)", &facebatch::tools::RunReportCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
