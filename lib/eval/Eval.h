@@ -20,6 +20,7 @@
 // Yaw: |yaw| in degrees from the ground truth when known, else the manifest's
 // Pose_Para, else the fit's /pose/angles (yaw_source says which).
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,15 +51,17 @@ const std::vector<std::string>& YawBins();
 /// Bin name of an absolute yaw in degrees ("" when not finite).
 std::string YawBin(double yaw_degrees);
 
+inline constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
 struct ImageEval {
   std::string id, subset, file;       ///< manifest id, subset (or corpus), input file
   std::string status = "ok";          ///< "ok" or "failed" (the fit's, or eval's own reason)
   std::string reason_code, reason;
-  double yaw = 0;                     ///< degrees, signed; NaN when unknown
+  double yaw = kUnknown;              ///< degrees, signed; NaN when unknown
   std::string yaw_source;             ///< ground_truth | manifest | fit | "" (unknown)
   std::string landmark_source;        ///< ground_truth | manifest | "" (none)
-  double l21 = 0, nme_io = 0, nme_bbox = 0, shape_nme = 0;  ///< NaN when not computable
-  double fit_seconds = 0;             ///< /fit/seconds (wall time of the image's batch)
+  double l21 = kUnknown, nme_io = kUnknown, nme_bbox = kUnknown, shape_nme = kUnknown;  ///< NaN when not computable
+  double fit_seconds = kUnknown;      ///< /fit/seconds (wall time of the image's batch)
 };
 
 /// The metrics reported, in CSV/JSON order.

@@ -266,3 +266,38 @@ TEST_F(EvalOnGroundTruth, ShapeNmeAcrossUvResolutionsAndMissingMaps) {
 
 }  // namespace
 }  // namespace facebatch::eval
+
+namespace facebatch::eval {
+namespace {
+
+TEST(YawBins, PartitionImagesOverEveryPose) {
+  EvalSummary s;
+  const std::vector<double> yaws = {-89, -61, -60, -45, -30, -29.9, -5, 0, 12, 29.99, 30, 59, 60, 75, 95};
+  for (size_t i = 0; i < yaws.size(); ++i) {
+    ImageEval e;
+    e.id = "img" + std::to_string(i);
+    e.yaw = yaws[i];
+    e.l21 = 0.01 * static_cast<double>(i);
+    e.nme_io = e.nme_bbox = e.shape_nme = std::nan("");
+    s.images.push_back(e);
+  }
+  ImageEval unknown;  // no yaw: counted overall, in no bin
+  unknown.yaw = std::nan("");
+  unknown.l21 = 1;
+  s.images.push_back(unknown);
+  SummariseImages(s);
+  const auto& l21 = s.stats.at("l21");
+  EXPECT_EQ(l21.at("all").count, 16);
+  EXPECT_EQ(l21.at("0-30").count, 5);   // -29.9, -5, 0, 12, 29.99
+  EXPECT_EQ(l21.at("30-60").count, 4);  // -45, -30, 30, 59
+  EXPECT_EQ(l21.at("60-90").count, 6);  // -89, -61, -60, 60, 75, 95
+  EXPECT_EQ(l21.at("0-30").count + l21.at("30-60").count + l21.at("60-90").count, 15);
+  // the bin means are the means of their members: 0-30 holds images 5..9 -> l21 0.05..0.09
+  EXPECT_NEAR(l21.at("0-30").mean, 0.07, 1e-12);
+  EXPECT_EQ(s.stats.at("shape_nme").at("all").count, 0);
+  EXPECT_TRUE(std::isnan(s.stats.at("shape_nme").at("all").mean));
+  EXPECT_EQ(YawBin(std::nan("")), "");
+}
+
+}  // namespace
+}  // namespace facebatch::eval
