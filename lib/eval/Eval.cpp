@@ -33,29 +33,6 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr const char* kEvalFormat = "facebatch-eval";
 constexpr int kEvalSchemaVersion = 1;
 
-std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
-  for (const auto& in : inputs) {
-    if (fs::is_directory(in)) {
-      std::vector<std::string> found;
-      for (auto it = fs::recursive_directory_iterator(in); it != fs::recursive_directory_iterator(); ++it) {
-        if (it->is_directory() && it->path().extension() == ".parts") {
-          it.disable_recursion_pending();  // part files of unfinished shards
-          continue;
-        }
-        if (it->is_regular_file() && it->path().extension() == ".h5") found.push_back(it->path().string());
-      }
-      std::sort(found.begin(), found.end());
-      if (found.empty()) throw InputError(in, "directory has no .h5 fit output");
-      files.insert(files.end(), found.begin(), found.end());
-    } else {
-      if (!fs::exists(in)) throw InputError(in, "no such file");
-      files.push_back(in);
-    }
-  }
-  return files;
-}
-
 struct ManifestEntry {
   const io::Item* item = nullptr;
   std::string root;
@@ -266,7 +243,7 @@ EvalSummary RunEval(const EvalOptions& o) {
   o.Check();
   env::ConfigureThreads(o.threads);
   const auto alignment = ParseShapeAlignment(o.shape_alignment);
-  const auto files = ExpandInputs(o.inputs);
+  const auto files = FitOutputFiles(o.inputs);
 
   // Manifests: id -> item (and its corpus root).
   std::vector<io::Manifest> manifests;

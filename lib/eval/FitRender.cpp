@@ -5,6 +5,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "batch/ShardReader.h"
 #include "core/Error.h"
 #include "io/Crop.h"
@@ -12,6 +15,7 @@
 #include "render/Lighting.h"
 
 namespace facebatch::eval {
+namespace fs = std::filesystem;
 namespace {
 
 at::Tensor FromFloats(std::vector<float> v, std::vector<int64_t> dims) {
@@ -19,6 +23,29 @@ at::Tensor FromFloats(std::vector<float> v, std::vector<int64_t> dims) {
 }
 
 }  // namespace
+
+std::vector<std::string> FitOutputFiles(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const auto& in : inputs) {
+    if (fs::is_directory(in)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(in); it != fs::recursive_directory_iterator(); ++it) {
+        if (it->is_directory() && it->path().extension() == ".parts") {
+          it.disable_recursion_pending();  // part files of unfinished shards
+          continue;
+        }
+        if (it->is_regular_file() && it->path().extension() == ".h5") found.push_back(it->path().string());
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) throw InputError(in, "directory has no .h5 fit output");
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      if (!fs::exists(in)) throw InputError(in, "no such file");
+      files.push_back(in);
+    }
+  }
+  return files;
+}
 
 ShardTopology::ShardTopology(const batch::ShardReader& shard) {
   const auto& h = shard.header();

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "render/Render.h"
 
@@ -21,6 +22,11 @@ class ShardReader;
 }
 
 namespace facebatch::eval {
+
+/// The fit output files of `inputs`: files as given (InputError when missing), directories
+/// expanded to their *.h5 files, recursively and sorted, skipping `*.parts/` folders of
+/// unfinished shards (InputError for a directory without any).
+std::vector<std::string> FitOutputFiles(const std::vector<std::string>& inputs);
 
 /// The mesh a shard file declares (/topology; render/Topology.h conventions).
 struct ShardTopology {

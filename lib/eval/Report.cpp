@@ -57,29 +57,6 @@ struct Row {
   const ImageEval* eval = nullptr;
 };
 
-std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
-  for (const auto& in : inputs) {
-    if (!fs::is_directory(in)) {
-      if (!fs::exists(in)) throw InputError(in, "no such file");
-      files.push_back(in);
-      continue;
-    }
-    std::vector<std::string> found;
-    for (auto it = fs::recursive_directory_iterator(in); it != fs::recursive_directory_iterator(); ++it) {
-      if (it->is_directory() && it->path().extension() == ".parts") {
-        it.disable_recursion_pending();
-        continue;
-      }
-      if (it->is_regular_file() && it->path().extension() == ".h5") found.push_back(it->path().string());
-    }
-    std::sort(found.begin(), found.end());
-    if (found.empty()) throw InputError(in, "directory has no .h5 fit output");
-    files.insert(files.end(), found.begin(), found.end());
-  }
-  return files;
-}
-
 /// Inline SVG histogram of the finite values (20 bins), with the mean and median marked.
 std::string Histogram(const std::string& title, const std::vector<double>& values) {
   std::vector<double> v;
@@ -211,7 +188,7 @@ ReportSummary RunReport(const ReportOptions& o) {
   o.Check();
   env::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
-  const auto files = ExpandInputs(o.inputs);
+  const auto files = FitOutputFiles(o.inputs);
   std::vector<std::unique_ptr<batch::ShardReader>> shards;
   for (const auto& f : files) shards.push_back(std::make_unique<batch::ShardReader>(f));
   std::vector<ImageEval> evals;

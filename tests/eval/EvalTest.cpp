@@ -15,6 +15,7 @@
 #include "batch/ShardReader.h"
 #include "eval/Eval.h"
 #include "eval/FitRender.h"
+#include "eval/Report.h"
 #include "io/Crop.h"
 #include "io/Image.h"
 #include "io/Index.h"
@@ -113,6 +114,7 @@ std::string WriteShard(const Corpus& c, const fs::path& path, double k, const st
     r.floats["/maps/albedo"] = Floats(albedo);
     r.floats["/pose/angles"] = {0.1f, 0, 0};
     r.doubles["/fit/seconds"] = {1.5};
+    r.floats["/metrics/photometric_l21"] = {0.05f * static_cast<float>(pos)};  // the fit's own value (report)
     records.push_back(std::move(r));
   }
   batch::WriteShardFile(path.string(), header, layout, records);
@@ -227,6 +229,45 @@ TEST_F(EvalOnGroundTruth, YawBinsPartitionTheImagesAndOutputsAreWritten) {
     if (std::isfinite(s.images[i].l21)) EXPECT_DOUBLE_EQ(back[i].l21, s.images[i].l21);
   }
   EXPECT_NE(s.Table().find("shape_nme"), std::string::npos);
+}
+
+TEST_F(EvalOnGroundTruth, ReportGroupsFailuresAndFallsBackToTheFitsOwnMetrics) {
+  const auto& c = *corpus_;
+  const auto fail_id = c.m.OkItems().back()->id;
+  const auto shard = WriteShard(c, *dir_ / "report.h5", 1.0, fail_id);
+  ReportOptions o;
+  o.inputs = {shard};
+  o.out = (*dir_ / "qa" / "page.html").string();
+  fs::create_directories(*dir_ / "qa");
+  o.samples = 2;
+  o.worst = 1;
+  o.threads = 1;
+  auto s = RunReport(o);
+  EXPECT_EQ(s.images, static_cast<int64_t>(c.m.OkItems().size()));
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.sheet, 2);
+  EXPECT_EQ(s.files_dir, (*dir_ / "qa" / "page_files").string());
+  // sheet rows: input, fit, shading, albedo (no proxies stored); the worst fit: input, fit
+  EXPECT_EQ(s.pngs, 2 * 4 + 1 * 2);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(s.files_dir)) files += e.path().extension() == ".png";
+  EXPECT_EQ(files, s.pngs);
+  const auto html = facebatch::testing::ReadFile(o.out);
+  EXPECT_NE(html.find("proxies not stored"), std::string::npos);
+  EXPECT_NE(html.find("/metrics/photometric_l21"), std::string::npos);  // no --eval: the fit's own metrics
+  EXPECT_NE(html.find("test: diverged"), std::string::npos);            // failures by reason, with the reason
+  EXPECT_NE(html.find(">diverged<"), std::string::npos);
+  EXPECT_NE(html.find("steps = 0"), std::string::npos);                 // the fit configuration
+  EXPECT_NE(html.find("page_files/sheet000_input.png"), std::string::npos);
+  // with an eval: its metrics' histograms
+  Evaluate(c, shard, *dir_ / "eval-report");
+  o.eval_dir = (*dir_ / "eval-report").string();
+  s = RunReport(o);
+  const auto html2 = facebatch::testing::ReadFile(o.out);
+  EXPECT_NE(html2.find("shape NME / inter-ocular"), std::string::npos);
+  EXPECT_EQ(html2.find("/metrics/photometric_l21"), std::string::npos);
+  o.eval_dir = (*dir_ / "nothing-here").string();
+  EXPECT_THROW(o.Check(), UsageError);
 }
 
 TEST_F(EvalOnGroundTruth, ShapeNmeAcrossUvResolutionsAndMissingMaps) {
