@@ -302,7 +302,8 @@ ReportSummary RunReport(const ReportOptions& o) {
     h << Histogram("photometric l2,1 (fit, /metrics/photometric_l21)", l21)
       << Histogram("landmark error, px (/metrics/landmark_error_px)", lm);
   }
-  h << Histogram("fit seconds (/fit/seconds)", secs) << "</div>\n";
+  h << Histogram("fit seconds (/fit/seconds)", secs) << "</div>\n"
+    << "<p class=\"muted\">red line: mean; green dashed line: median; hover a bar for its range and count.</p>\n";
 
   // --- worst fits
   std::vector<const Row*> worst;
