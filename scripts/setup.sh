@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-h5py python3-numpy
   slurm-wlm
+  chromium
 )
 
 missing=()

@@ -12,10 +12,9 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
-<<<<<<< HEAD
 int RunMergeCommand(int argc, char** argv);
 int RunStatusCommand(int argc, char** argv);
-=======
 int RunExportCommand(int argc, char** argv);
->>>>>>> export
+int RunEvalCommand(int argc, char** argv);
+int RunReportCommand(int argc, char** argv);
 }  // namespace facebatch::tools

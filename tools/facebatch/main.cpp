@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
       {"merge", "merge the completed shard files of a fit into one HDF5 file (virtual datasets or --copy)", &facebatch::tools::RunMergeCommand},
       {"status", "report done/running/failed/missing shards of a fit and the --array list to resubmit", &facebatch::tools::RunStatusCommand},
       {"export", "export fitted meshes (obj, ply, glb), UV maps or QA overlays from shard files", &facebatch::tools::RunExportCommand},
+      {"eval", "the paper's metrics (l2,1, landmark NME, shape NME) of fit outputs, by yaw bin", &facebatch::tools::RunEvalCommand},
+      {"report", "a static HTML QA page of fit outputs (contact sheet, histograms, worst fits, failures)", &facebatch::tools::RunReportCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
