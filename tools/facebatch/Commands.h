@@ -12,4 +12,5 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
+int RunBenchCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
       {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
       {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
+      {"bench", "measure throughput and a per-stage breakdown of the fit on this machine", &facebatch::tools::RunBenchCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
