@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/facebatch}")
-WORK=${2:-bench-fit-job}
+WORK=${2:-${TMPDIR:-/tmp}/facebatch-bench-fit-job}
 COUNT=${COUNT:-1000}
 SMALL=${SMALL:-10}
 STEPS=${STEPS:-2}

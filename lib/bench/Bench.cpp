@@ -129,9 +129,14 @@ fit::FitTiming Minus(const fit::FitTiming& a, const fit::FitTiming& b) {
 
 class Runner {
  public:
-  Runner(const BenchOptions& o, model::FaceModel model, const io::Manifest& manifest, std::vector<Sample> samples,
-         const fs::path& scratch)
-      : o_(o), model_(std::move(model)), manifest_(manifest), samples_(std::move(samples)), scratch_(scratch) {}
+  Runner(const BenchOptions& o, model::FaceModel model, const io::Manifest& manifest, std::string manifest_path,
+         std::vector<Sample> samples, const fs::path& scratch)
+      : o_(o),
+        model_(std::move(model)),
+        manifest_(manifest),
+        manifest_path_(std::move(manifest_path)),
+        samples_(std::move(samples)),
+        scratch_(scratch) {}
 
   BenchRun Measure(int threads) {
     env::ConfigureThreads(threads);
@@ -142,7 +147,8 @@ class Runner {
     fo.synchronize_timing = true;
     fit::Fitter fitter(model_, fo);
     batch::FitJobOptions jo;  // the shard file as `facebatch fit` writes it (outputs all, f32)
-    jo.model = o_.model;
+    jo.model = o_.model.empty() ? (scratch_ / "fresh-preset-model").string() : o_.model;
+    jo.manifest = manifest_path_;
     jo.fit = fo;
     jo.command = "facebatch bench";
     const io::ShardSpec spec = io::ShardSpec::Parse("0/1", 0);
@@ -275,6 +281,7 @@ class Runner {
   const BenchOptions& o_;
   model::FaceModel model_;
   const io::Manifest& manifest_;
+  std::string manifest_path_;
   std::vector<Sample> samples_;
   fs::path scratch_;
   int pass_count_ = 0;
@@ -381,7 +388,7 @@ BenchReport RunBench(const BenchOptions& o) {
     log::Info("bench: preset {} ({} parameters, {} x {} UV, {} px), {}, batch {}, {} iterations, threads {}",
               pr.preset, pr.parameters, pr.uv_rows, pr.uv_cols, pr.image_size, pr.device, o.batch, o.iterations,
               o.threads);
-    Runner runner(o, model, manifest, samples, scratch.path);
+    Runner runner(o, model, manifest, io.out, samples, scratch.path);
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
