@@ -194,6 +194,7 @@ class Runner {
       run.iteration_stages.push_back({kIterationStages[i], per_it[i]});
       run.iteration_seconds += per_it[i];
     }
+    run.overhead_fraction = run.iteration_seconds > 0 ? (per_it[1] + per_it[2] + per_it[4]) / run.iteration_seconds : 0;
     run.iterations = static_cast<int>(t.iterations);
     run.objective_evaluations = static_cast<int>(t.objective_calls);
     run.reference_seconds = Reference(device);
@@ -428,6 +429,7 @@ std::string BenchReport::ToJson() const {
                             {"iteration_seconds", r.iteration_seconds},
                             {"reference_seconds", r.reference_seconds},
                             {"ratio", r.ratio},
+                            {"overhead_fraction", r.overhead_fraction},
                             {"iterations", r.iterations},
                             {"objective_evaluations", r.objective_evaluations}});
     }
@@ -466,6 +468,8 @@ std::string BenchReport::ToTable() const {
     s += fmt::format("throughput: {:.3f} images/s ({} iterations per image)\n", r.images_per_second, r.iterations);
     s += fmt::format("fit iteration {} vs the decoders' forward + backward alone {} at batch {}: ratio {:.2f}\n",
                      Ms(r.iteration_seconds), Ms(r.reference_seconds), p.batch, r.ratio);
+    s += fmt::format("render + losses + optimiser step: {:.1f}% of a fit iteration (the rest is D_S, D_A and backward)\n",
+                     100.0 * r.overhead_fraction);
     s += "thread scaling:\n";
     s += fmt::format("  {:>7} {:>10} {:>8} {:>12} {:>6}\n", "threads", "images/s", "speedup", "iteration", "ratio");
     const double base = p.runs.front().images_per_second;

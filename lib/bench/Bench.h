@@ -61,6 +61,9 @@ struct BenchRun {
   double iteration_seconds = 0;   ///< one fit iteration: the sum of the iteration stages
   double reference_seconds = 0;   ///< the decoders' forward + backward alone at the same batch
   double ratio = 0;               ///< iteration_seconds / reference_seconds
+  /// (render + losses + optimiser step) / iteration_seconds: what a fit iteration adds to the
+  /// network compute, from one measurement (less sensitive to machine load than `ratio`).
+  double overhead_fraction = 0;
   int iterations = 0;             ///< optimiser iterations per batch (measured)
   int objective_evaluations = 0;  ///< objective evaluations per batch (iterations + 1 + restores)
 };

@@ -70,6 +70,9 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
     const double reference = run.at("reference_seconds");
     ASSERT_GT(reference, 0.0);
     EXPECT_NEAR(run.at("ratio").get<double>(), per_iteration / reference, 1e-9 * per_iteration / reference);
+    const double overhead = it.at("render").get<double>() + it.at("losses").get<double>() +
+                            it.at("optimiser_step").get<double>();
+    EXPECT_NEAR(run.at("overhead_fraction").get<double>(), overhead / per_iteration, 1e-9);
   }
   EXPECT_NEAR(p.at("runs")[0].at("speedup").get<double>(), 1.0, 1e-12);
 }
