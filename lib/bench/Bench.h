@@ -16,8 +16,8 @@
 // The reference is the decoders' forward + backward alone (to the latents) at
 // the same batch on the same library and device; the ratio of a full fit
 // iteration to it compares across machines (issue 7's target: <= 1.3).
-// Thread scaling runs the same pass at each thread count (ratio to the
-// smallest count). Peak RSS: getrusage after each preset (the process peak so far).
+// Thread scaling runs the same pass at each thread count (ratio to the first
+// count asked). Peak RSS: getrusage after each preset (the process peak so far).
 // On CUDA every clock read of a stage waits for the device
 // (fit::FitOptions::synchronize_timing); backward's asynchronous tail is then
 // charged to the optimiser step, their sum stays exact.
