@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <signal.h>
+#include <sys/resource.h>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -194,34 +195,13 @@ std::string FitJobSummary::ToString() const {
                      busy_fraction * 100, complete ? " -> " + shard_file + " (" + c + ")" : "");
 }
 
-FitJobSummary RunFitJob(const FitJobOptions& o) {
-  o.Check();
-  const auto t_start = Clock::now();
-  model::InstallTorchThreadHook();
-  const int threads = env::ConfigureThreads(o.threads);
-  InstallStopSignals();
-
-  const auto manifest = io::ReadManifest(o.manifest);
-  const auto spec = io::ShardSpec::Parse(o.shard, o.num_shards);
-  const auto items = io::SelectShard(manifest, spec);
-  FitJobSummary summary;
-  summary.shard = spec.ToString();
-  summary.total = static_cast<int64_t>(items.size());
-  std::vector<std::string> shard_ids;
-  for (const auto* it : items) shard_ids.push_back(it->id);
-
-  fs::create_directories(o.out);
-  const auto paths = MakeShardPaths(o.out, spec);
-  ShardLock lock(paths.lock());
-
-  const auto devices = ParseDevices(o);
-  auto main_model = model::FaceModel::Load(o.model);
+ShardSetup MakeShardSetup(const FitJobOptions& o, const model::FaceModel& main_model, const io::Manifest& manifest,
+                          const io::ShardSpec& spec) {
   const auto& cfg = main_model.config();
   const auto& topo = main_model.face_template().topology;
   const int S = cfg.image_size;
-
-  // File header: provenance and topology.
-  ShardHeader header;
+  ShardSetup setup;
+  auto& header = setup.header;
   header.string_attrs["facebatch_version"] = FACEBATCH_VERSION;
   header.string_attrs["model_sha256"] = main_model.WeightsHash();
   header.string_attrs["model_path"] = fs::absolute(o.model).string();
@@ -260,9 +240,111 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   sizes.num_vertices = topo.num_vertices();
   sizes.num_triangles = topo.num_triangles();
   sizes.terms = fit::ObjectiveTermNames(o.fit.weights);
-  const auto layout = ShardLayout::Make(sizes, ParseOutputs(o.outputs), o.dtype == "f16");
+  setup.layout = ShardLayout::Make(sizes, ParseOutputs(o.outputs), o.dtype == "f16");
+  return setup;
+}
 
-  ShardWriter writer(paths, header, layout, o.part_size);
+ImageRecord MakeFitRecord(const io::ManifestHeader& header, const FittedItem& l, const fit::FitResult& r,
+                          const at::Tensor& pose, int64_t b, const ShardLayout& layout) {
+  const auto& s = r.summaries[b];
+  ImageRecord rec;
+  rec.id = l.item->id;
+  rec.position = l.position;
+  rec.strings["/images/id"] = l.item->id;
+  rec.strings["/images/source"] = SourcePath(header, *l.item);
+  const bool finite = r.finite_input[b].item<bool>();
+  std::string code, reason;
+  if (!finite) {
+    code = "nonfinite_input", reason = "the crop has NaN/inf pixels";
+  } else if (!s.IsUsable()) {
+    code = s.termination == fit::Termination::kNonFinite ? "nonfinite_loss" : "diverged";
+    reason = s.BriefReport();
+  }
+  rec.strings["/images/status"] = code.empty() ? "ok" : "failed";
+  rec.strings["/images/reason_code"] = code;
+  rec.strings["/images/reason"] = reason;
+  const auto& T = l.crop->crop_to_original;
+  rec.doubles["/images/crop_to_original"] = {T(0, 0), T(0, 1), T(0, 2), T(1, 0), T(1, 1), T(1, 2)};
+  rec.floats["/latents/f_shape"] = ToVector(r.f_shape[b]);
+  rec.floats["/latents/f_albedo"] = ToVector(r.f_albedo[b]);
+  rec.floats["/latents/projection"] = ToVector(r.projection[b]);
+  rec.floats["/latents/lighting"] = ToVector(r.lighting[b]);
+  auto pv = ToVector(pose[b]);
+  rec.floats["/pose/angles"] = {pv[0], pv[1], pv[2]};
+  rec.floats["/pose/scale"] = {pv[3]};
+  rec.floats["/pose/translation"] = {pv[4], pv[5]};
+  auto put_map = [&](const char* name, const at::Tensor& t) {
+    if (layout.outputs.count(name)) rec.floats[std::string("/maps/") + name] = ToVector(t[b]);
+  };
+  put_map("shape", r.shape.value);
+  put_map("shape_proxy", r.shape.proxy);
+  put_map("albedo", r.albedo.value);
+  put_map("albedo_proxy", r.albedo.proxy);
+  put_map("shape_residual", r.shape.value - r.shape.proxy);
+  put_map("albedo_residual", r.albedo.value - r.albedo.proxy);
+  if (layout.outputs.count("vertices")) {
+    rec.floats["/vertices/model"] = ToVector(r.shape_vertices[b]);
+    auto sv = r.screen_vertices[b].to(torch::kCPU, torch::kFloat64);
+    auto tm = torch::tensor({T(0, 0), T(0, 1), T(1, 0), T(1, 1)}, torch::kFloat64).view({2, 2});
+    auto tt = torch::tensor({T(0, 2), T(1, 2)}, torch::kFloat64);
+    rec.floats["/vertices/image"] = ToVector(sv.matmul(tm.t()) + tt);
+  }
+  rec.strings["/fit/termination"] = fit::TerminationName(s.termination);
+  rec.strings["/fit/message"] = s.message;
+  rec.ints["/fit/iterations"] = {s.iterations};
+  rec.ints["/fit/best_iteration"] = {s.best_iteration};
+  rec.ints["/fit/step_reductions"] = {s.step_reductions};
+  rec.doubles["/fit/seconds"] = {s.seconds};
+  rec.doubles["/fit/initial_loss"] = {s.initial_loss};
+  rec.doubles["/fit/final_loss"] = {s.final_loss};
+  std::vector<double> it, ft;
+  for (const auto& name : r.term_names) {
+    auto a = s.initial_terms.find(name), z = s.final_terms.find(name);
+    it.push_back(a == s.initial_terms.end() ? std::nan("") : a->second);
+    ft.push_back(z == s.final_terms.end() ? std::nan("") : z->second);
+  }
+  rec.doubles["/fit/initial_terms"] = it;
+  rec.doubles["/fit/final_terms"] = ft;
+  rec.floats["/metrics/photometric_l21"] = {r.photometric[b].item<float>()};
+  // model-image px -> original px: divide by the crop's scale (crop px per original px)
+  rec.floats["/metrics/landmark_error_px"] = {
+      static_cast<float>(r.landmark_error[b].item<float>() / l.crop->scale)};
+  return rec;
+}
+
+double PeakRssMiB() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+FitJobSummary RunFitJob(const FitJobOptions& o) {
+  o.Check();
+  const auto t_start = Clock::now();
+  model::InstallTorchThreadHook();
+  const int threads = env::ConfigureThreads(o.threads);
+  InstallStopSignals();
+
+  const auto manifest = io::ReadManifest(o.manifest);
+  const auto spec = io::ShardSpec::Parse(o.shard, o.num_shards);
+  const auto items = io::SelectShard(manifest, spec);
+  FitJobSummary summary;
+  summary.shard = spec.ToString();
+  summary.total = static_cast<int64_t>(items.size());
+  std::vector<std::string> shard_ids;
+  for (const auto* it : items) shard_ids.push_back(it->id);
+
+  fs::create_directories(o.out);
+  const auto paths = MakeShardPaths(o.out, spec);
+  ShardLock lock(paths.lock());
+
+  const auto devices = ParseDevices(o);
+  auto main_model = model::FaceModel::Load(o.model);
+  const int S = main_model.config().image_size;
+
+  auto setup = MakeShardSetup(o, main_model, manifest, spec);
+  const auto& layout = setup.layout;
+  ShardWriter writer(paths, setup.header, layout, o.part_size);
   if (o.overwrite) writer.RemoveAll();
   if (writer.Complete()) {
     log::Info("shard {} is already complete ({}); pass --overwrite to redo it", summary.shard, paths.file());
@@ -302,11 +384,16 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   for (const auto& d : devices) cpu_workers += d.is_cpu() ? 1 : 0;
   const int threads_per_cpu_worker = std::max(1, threads / std::max(1, cpu_workers));
 
+  // Per-stage clocks (FitJobSummary::stage_seconds).
+  double load_seconds = 0, write_seconds = 0;
+  std::vector<double> records_seconds(devices.size(), 0.0);
+  std::vector<fit::FitTiming> fit_timing(devices.size());
   std::thread loader([&] {
     try {
       for (size_t start = 0; start < todo.size() && !g_stop.load(); start += o.batch) {
         const size_t end = std::min(todo.size(), start + o.batch);
         std::vector<Loaded> chunk(todo.begin() + start, todo.begin() + end);
+        const auto tl = Clock::now();
         tbb::parallel_for(size_t(0), chunk.size(), [&](size_t i) {
           auto& l = chunk[i];
           try {
@@ -318,6 +405,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
             l.failure_code = io::reason::kError, l.failure = e.what();
           }
         });
+        load_seconds += Since(tl);
         WorkBatch b;
         std::vector<ImageRecord> failed;
         for (auto& l : chunk) {
@@ -368,69 +456,9 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
                 const auto& l = batch->items[b];
                 const auto& s = r.summaries[b];
                 if (s.termination == fit::Termination::kInterrupted) continue;  // dropped: redone on resume
-                ImageRecord rec;
-                rec.id = l.item->id;
-                rec.position = l.position;
-                rec.strings["/images/id"] = l.item->id;
-                rec.strings["/images/source"] = SourcePath(manifest.header, *l.item);
-                const bool finite = r.finite_input[b].item<bool>();
-                std::string code, reason;
-                if (!finite) {
-                  code = "nonfinite_input", reason = "the crop has NaN/inf pixels";
-                } else if (!s.IsUsable()) {
-                  code = s.termination == fit::Termination::kNonFinite ? "nonfinite_loss" : "diverged";
-                  reason = s.BriefReport();
-                }
-                rec.strings["/images/status"] = code.empty() ? "ok" : "failed";
-                rec.strings["/images/reason_code"] = code;
-                rec.strings["/images/reason"] = reason;
-                const auto& T = l.crop.crop_to_original;
-                rec.doubles["/images/crop_to_original"] = {T(0, 0), T(0, 1), T(0, 2), T(1, 0), T(1, 1), T(1, 2)};
-                rec.floats["/latents/f_shape"] = ToVector(r.f_shape[b]);
-                rec.floats["/latents/f_albedo"] = ToVector(r.f_albedo[b]);
-                rec.floats["/latents/projection"] = ToVector(r.projection[b]);
-                rec.floats["/latents/lighting"] = ToVector(r.lighting[b]);
-                auto pv = ToVector(pose[b]);
-                rec.floats["/pose/angles"] = {pv[0], pv[1], pv[2]};
-                rec.floats["/pose/scale"] = {pv[3]};
-                rec.floats["/pose/translation"] = {pv[4], pv[5]};
-                auto put_map = [&](const char* name, const at::Tensor& t) {
-                  if (layout.outputs.count(name)) rec.floats[std::string("/maps/") + name] = ToVector(t[b]);
-                };
-                put_map("shape", r.shape.value);
-                put_map("shape_proxy", r.shape.proxy);
-                put_map("albedo", r.albedo.value);
-                put_map("albedo_proxy", r.albedo.proxy);
-                put_map("shape_residual", r.shape.value - r.shape.proxy);
-                put_map("albedo_residual", r.albedo.value - r.albedo.proxy);
-                if (layout.outputs.count("vertices")) {
-                  rec.floats["/vertices/model"] = ToVector(r.shape_vertices[b]);
-                  auto sv = r.screen_vertices[b].to(torch::kCPU, torch::kFloat64);
-                  auto tm = torch::tensor({T(0, 0), T(0, 1), T(1, 0), T(1, 1)}, torch::kFloat64).view({2, 2});
-                  auto tt = torch::tensor({T(0, 2), T(1, 2)}, torch::kFloat64);
-                  rec.floats["/vertices/image"] = ToVector(sv.matmul(tm.t()) + tt);
-                }
-                rec.strings["/fit/termination"] = fit::TerminationName(s.termination);
-                rec.strings["/fit/message"] = s.message;
-                rec.ints["/fit/iterations"] = {s.iterations};
-                rec.ints["/fit/best_iteration"] = {s.best_iteration};
-                rec.ints["/fit/step_reductions"] = {s.step_reductions};
-                rec.doubles["/fit/seconds"] = {s.seconds};
-                rec.doubles["/fit/initial_loss"] = {s.initial_loss};
-                rec.doubles["/fit/final_loss"] = {s.final_loss};
-                std::vector<double> it, ft;
-                for (const auto& name : r.term_names) {
-                  auto a = s.initial_terms.find(name), z = s.final_terms.find(name);
-                  it.push_back(a == s.initial_terms.end() ? std::nan("") : a->second);
-                  ft.push_back(z == s.final_terms.end() ? std::nan("") : z->second);
-                }
-                rec.doubles["/fit/initial_terms"] = it;
-                rec.doubles["/fit/final_terms"] = ft;
-                rec.floats["/metrics/photometric_l21"] = {r.photometric[b].item<float>()};
-                // model-image px -> original px: divide by the crop's scale (crop px per original px)
-                rec.floats["/metrics/landmark_error_px"] = {
-                    static_cast<float>(r.landmark_error[b].item<float>() / l.crop.scale)};
-                out.push_back(std::move(rec));
+                const auto tr = Clock::now();
+                out.push_back(MakeFitRecord(manifest.header, FittedItem{l.item, l.position, &l.crop}, r, pose, b, layout));
+                records_seconds[w] += Since(tr);
               }
             } catch (const std::exception& e) {
               out.clear();
@@ -438,6 +466,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
                 out.push_back(FailedRecord(manifest.header, l, io::reason::kError, std::string("fit: ") + e.what()));
             }
             busy[w] += Since(t0);
+            fit_timing[w] = fitter.timing();
             if (!out.empty()) records.Push(std::move(out));
           }
         });
@@ -460,10 +489,12 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   try {
     while (auto recs = records.Pop()) {
       int64_t failed = 0;
+      const auto tw = Clock::now();
       for (auto& r : *recs) {
         failed += r.strings["/images/status"] != "ok";
         writer.Add(std::move(r));
       }
+      write_seconds += Since(tw);
       summary.processed += static_cast<int64_t>(recs->size());
       summary.failed += failed;
       progress.Add(static_cast<int64_t>(recs->size()), failed);
@@ -476,20 +507,42 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   closer.join();
   const double wall = Since(t_pipeline);
   progress.Finish();
+  auto tf = Clock::now();
   writer.Flush();
+  write_seconds += Since(tf);
   if (error) std::rethrow_exception(error);
   double busy_sum = 0;
   for (double b : busy) busy_sum += b;
   summary.busy_fraction = wall > 0 ? busy_sum / (wall * static_cast<double>(devices.size())) : 0;
   log::Info("fitter busy {:.1f}% of {:.2f} s wall ({} worker(s))", summary.busy_fraction * 100, wall, devices.size());
+  auto& st = summary.stage_seconds;
+  st["load"] = load_seconds;
+  for (size_t w = 0; w < devices.size(); ++w) {
+    st["encode"] += fit_timing[w].encode;
+    st["iterations"] += fit_timing[w].optimise;
+    st["finish"] += fit_timing[w].finish;
+    st["records"] += records_seconds[w];
+  }
+  auto log_stages = [&] {
+    st["write"] = write_seconds;
+    summary.peak_rss_mib = PeakRssMiB();
+    log::Info("stages (s, summed over threads): load {:.2f}, encode {:.2f}, iterations {:.2f}, finish {:.2f}, "
+              "records {:.2f}, write {:.2f}; peak RSS {:.0f} MiB",
+              st["load"], st["encode"], st["iterations"], st["finish"], st["records"], st["write"],
+              summary.peak_rss_mib);
+  };
   if (g_stop.load()) {
     summary.interrupted = true;
     summary.seconds = Since(t_start);
     log::Warn("shard {}: interrupted by a signal after {} images; rerun the same command to resume",
               summary.shard, summary.skipped + summary.processed);
+    log_stages();
     return summary;
   }
+  tf = Clock::now();
   summary.counts = writer.Finish(shard_ids);
+  write_seconds += Since(tf);
+  log_stages();
   summary.complete = true;
   summary.shard_file = paths.file();
   summary.seconds = Since(t_start);

@@ -10,7 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "batch/ShardFile.h"
 #include "fit/Fitter.h"
+
+namespace facebatch::io {
+struct Crop;
+struct Item;
+struct Manifest;
+struct ManifestHeader;
+struct ShardSpec;
+}  // namespace facebatch::io
 
 namespace facebatch::batch {
 
@@ -48,9 +57,39 @@ struct FitJobSummary {
   bool interrupted = false;
   double seconds = 0;
   double busy_fraction = 0;     ///< fit-worker busy time / (wall time x workers)
+  /// Per-stage split, seconds summed over the threads doing it: "load" (image decode + crop,
+  /// loader), "encode", "iterations" (the optimiser loop), "finish" (final decode, render,
+  /// metrics; fit workers), "records" (results to shard records, workers), "write" (the HDF5
+  /// writer: part files and consolidation).
+  std::map<std::string, double> stage_seconds;
+  double peak_rss_mib = 0;      ///< peak resident set size of the process at the end (getrusage)
   int ExitCode() const;         ///< kExitOk, kExitSomeFailed or kExitIncomplete
   std::string ToString() const;
 };
+
+/// Header (provenance, topology, configuration) and layout of the shard file that the
+/// job `o` writes with `model` (also used by `facebatch bench` to write through the real writer).
+struct ShardSetup {
+  ShardHeader header;
+  ShardLayout layout;
+};
+ShardSetup MakeShardSetup(const FitJobOptions& o, const model::FaceModel& model, const io::Manifest& manifest,
+                          const io::ShardSpec& spec);
+
+/// One fitted image: its manifest item, position in the shard and crop.
+struct FittedItem {
+  const io::Item* item = nullptr;
+  int64_t position = 0;
+  const io::Crop* crop = nullptr;
+};
+/// The shard record (schemas/shard.md) of image `b` of the fitted batch `r`; `pose` is
+/// fit::PoseFromProjection(r.projection) on the CPU. Status "failed" with a reason for a
+/// non-finite input or an unusable fit.
+ImageRecord MakeFitRecord(const io::ManifestHeader& header, const FittedItem& fitted, const fit::FitResult& r,
+                          const at::Tensor& pose, int64_t b, const ShardLayout& layout);
+
+/// Peak resident set size of this process so far, MiB (getrusage ru_maxrss).
+double PeakRssMiB();
 
 /// Runs the job. Stops early (interrupted) when StopRequested() becomes true.
 FitJobSummary RunFitJob(const FitJobOptions& options);

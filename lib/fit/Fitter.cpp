@@ -1,8 +1,10 @@
 #include "fit/Fitter.h"
 
 #include <fmt/format.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -16,6 +18,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double Since(Clock::time_point t1, Clock::time_point t0) { return std::chrono::duration<double>(t1 - t0).count(); }
 
 struct LatentName {
   unsigned bit;
@@ -201,7 +204,13 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   lm_weights = torch::where(torch::isfinite(landmarks).all(2), lm_weights, torch::zeros_like(lm_weights));
   landmarks = torch::nan_to_num(landmarks, 0.0, 0.0, 0.0);
 
-  auto t0 = Clock::now();
+  // Per-stage clocks (FitTiming); with synchronize_timing on CUDA, wait for the device first.
+  const bool sync = options_.synchronize_timing && device.is_cuda();
+  auto now = [&] {
+    if (sync) torch::cuda::synchronize(device.index());
+    return Clock::now();
+  };
+  auto t0 = now();
   model::Encoding enc = init;
   if (!enc.f_shape.defined()) {
     torch::NoGradGuard ng;
@@ -212,7 +221,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     enc.projection = enc.projection.to(device, torch::kFloat32);
     enc.lighting = enc.lighting.to(device, torch::kFloat32);
   }
-  timing_.encode += Since(t0);
+  timing_.encode += Since(now(), t0);
   auto leaf = [&](const at::Tensor& t, unsigned bit) {
     auto x = t.detach().clone();
     if (latents_ & bit) x.requires_grad_(true);
@@ -232,16 +241,22 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   const auto& w = options_.weights;
   const unsigned pairings = w.PairingBits();
   const double lm_scale = w.landmark_scale * S / 224.0;
+  double render_seconds = 0;  // of the current objective evaluation
   auto render_fn = [&](const at::Tensor& shape, const at::Tensor& albedo) {
+    const auto tr = now();
     auto rr = render::Render(topo, render::VerticesFromUVMap(topo, shape), render::VerticesFromUVMap(topo, albedo),
                              M, L, S, S);
+    const auto te = now();
+    render_seconds += std::chrono::duration<double>(te - tr).count();
     return Rendering{rr.image, rr.mask};
   };
   auto objective = [&]() {
-    auto t1 = Clock::now();
+    auto t1 = now();
+    render_seconds = 0;
     LossTerms terms;
     auto shape = model_.DecodeShape(f_S);
     auto albedo = model_.DecodeAlbedo(f_A);
+    const double decode_seconds = Since(now(), t1);
     if (w.photometric > 0) {
       auto rec = ReconstructionPairings(shape.value, shape.proxy, albedo.value, albedo.proxy, images, render_fn,
                                         pairings, perceptual_.get(), w.perceptual);
@@ -256,12 +271,16 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     if (w.latent_shape_prior > 0) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
     if (w.latent_albedo_prior > 0) terms.Add("albedo_prior", w.latent_albedo_prior, LatentPriorLoss(f_A));
     if (terms.empty()) terms.Add("zero", 0.0, torch::zeros({B}, images.options()));
-    timing_.objective += Since(t1);
+    const double total_seconds = Since(now(), t1);
+    timing_.objective += total_seconds;
+    timing_.decode += decode_seconds;
+    timing_.render += render_seconds;
+    timing_.losses += std::max(0.0, total_seconds - decode_seconds - render_seconds);
     ++timing_.objective_calls;
     return terms;
   };
 
-  auto t2 = Clock::now();
+  auto t2 = now();
   auto mopts = options_.Minimise();
   mopts.interrupted = std::move(interrupted);
   if (params.empty()) mopts.max_iterations = 0;
@@ -272,10 +291,14 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   r.summaries = MinimiseBatch(params, objective, mopts);
   const double seconds = Since(t0);
   for (auto& s : r.summaries) s.seconds = seconds;
-  timing_.optimise += Since(t2);
+  timing_.optimise += Since(now(), t2);
+  if (!r.summaries.empty()) timing_.backward += r.summaries.front().backward_seconds;  // batch-wide
+  int most_iterations = 0;
+  for (const auto& s : r.summaries) most_iterations = std::max(most_iterations, s.iterations);
+  timing_.iterations += most_iterations;
   r.term_names = ObjectiveTermNames(w);
 
-  auto t3 = Clock::now();
+  auto t3 = now();
   torch::NoGradGuard ng;
   r.f_shape = f_S.detach();
   r.f_albedo = f_A.detach();
@@ -294,7 +317,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   r.landmark_error = torch::where(wsum > 0, (dist * lm_weights).sum(1) / wsum.clamp_min(1e-12),
                                   torch::full_like(wsum, std::nan("")))
                          .cpu();
-  timing_.finish += Since(t3);
+  timing_.finish += Since(now(), t3);
   return r;
 }
 

@@ -57,6 +57,11 @@ struct FitOptions {
   int patience = 5;                  ///< ... for this many consecutive iterations
   double step_reduction = 0.5;       ///< divergence: restore best state, multiply the step by this
   int max_step_reductions = 3;       ///< then the image is recorded as diverged
+  /// Benchmarks (`facebatch bench`): wait for the device (CUDA) before each clock
+  /// read of FitTiming's per-stage split, so asynchronous kernels are charged to
+  /// their stage. Off in the fit job (a sync per stage costs throughput on a GPU);
+  /// on the CPU it changes nothing.
+  bool synchronize_timing = false;
   /// Loss weights (bound as --loss.*); pairings default to "fit" (I(S, A)).
   LossWeights weights = DefaultFitWeights();
   static LossWeights DefaultFitWeights();
@@ -87,9 +92,19 @@ struct FitResult {
 };
 
 /// Time spent per phase over the fits of one Fitter (seconds, summed over calls).
+/// encode: the encoder; optimise: the whole optimiser loop (MinimiseBatch), of which
+/// objective (objective_calls evaluations: iterations + 1 + re-evaluations after a
+/// restore) splits into decode (D_S and D_A), render (the pairing(s)) and losses
+/// (loss terms, landmark projection); backward: the backward passes (one per
+/// iteration); the rest of optimise is the optimiser step and its bookkeeping;
+/// finish: the final decode, render and metrics. Clock reads only (cheap); on CUDA
+/// the split is exact with FitOptions::synchronize_timing (backward's asynchronous
+/// tail is then charged to the step, the sum of the two stays exact).
 struct FitTiming {
   double encode = 0, objective = 0, optimise = 0, finish = 0;
+  double decode = 0, render = 0, losses = 0, backward = 0;
   int64_t objective_calls = 0;
+  int64_t iterations = 0;  ///< optimiser loop passes (the batch's most iterations per image), summed over calls
 };
 
 class Fitter {

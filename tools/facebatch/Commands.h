@@ -17,4 +17,5 @@ int RunStatusCommand(int argc, char** argv);
 int RunExportCommand(int argc, char** argv);
 int RunEvalCommand(int argc, char** argv);
 int RunReportCommand(int argc, char** argv);
+int RunBenchCommand(int argc, char** argv);
 }  // namespace facebatch::tools

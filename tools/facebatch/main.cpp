@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       {"export", "export fitted meshes (obj, ply, glb), UV maps or QA overlays from shard files", &facebatch::tools::RunExportCommand},
       {"eval", "the paper's metrics (l2,1, landmark NME, shape NME) of fit outputs, by yaw bin", &facebatch::tools::RunEvalCommand},
       {"report", "a static HTML QA page of fit outputs (contact sheet, histograms, worst fits, failures)", &facebatch::tools::RunReportCommand},
+      {"bench", "measure throughput and a per-stage breakdown of the fit on this machine", &facebatch::tools::RunBenchCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }

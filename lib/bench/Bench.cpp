@@ -1,0 +1,484 @@
+#include "bench/Bench.h"
+
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "batch/FitJob.h"
+#include "batch/ShardWriter.h"
+#include "core/Env.h"
+#include "core/Error.h"
+#include "core/Log.h"
+#include "facebatch/Version.h"
+#include "fit/Fitter.h"
+#include "io/Crop.h"
+#include "io/Image.h"
+#include "io/Index.h"
+#include "io/Manifest.h"
+#include "io/Shard.h"
+#include "model/FaceModel.h"
+#include "render/Template.h"
+
+namespace facebatch::bench {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+const char* const kBatchStages[] = {"image_decode", "crop", "encoder", "iterations", "finish", "hdf5_write"};
+const char* const kIterationStages[] = {"decode_maps", "render", "losses", "backward", "optimiser_step"};
+
+// A scratch directory removed on scope exit.
+struct ScratchDir {
+  fs::path path;
+  ScratchDir() {
+    path = fs::temp_directory_path() /
+           fmt::format("facebatch-bench-{}-{}", ::getpid(), Clock::now().time_since_epoch().count());
+    fs::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string DefaultSamples() {
+  fs::path src = fs::path(FACEBATCH_SOURCE_DIR) / "samples" / "300W-LP";
+  if (fs::is_directory(src)) return src.string();
+  return "samples/300W-LP";
+}
+
+std::string ReadFirstLine(const std::string& path, const std::string& key = "") {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (key.empty()) return line;
+    if (line.rfind(key, 0) == 0) {
+      auto c = line.find(':');
+      return c == std::string::npos ? line : line.substr(line.find_first_not_of(" \t", c + 1));
+    }
+  }
+  return "";
+}
+
+std::string LoadAverage() {
+  std::istringstream in(ReadFirstLine("/proc/loadavg"));
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a.empty() ? "?" : a + " " + b + " " + c;
+}
+
+// The device (CUDA) must finish its queued work before a clock is read.
+void Sync(const c10::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct Sample {
+  const io::Item* item;
+  std::string path;
+};
+
+model::FaceModel MakeModel(const std::string& preset, const std::string& file, const c10::Device& device) {
+  if (!file.empty()) return model::FaceModel::Load(file, device);
+  auto c = model::Preset(preset);
+  auto tmpl = render::DefaultTemplate(c.uv_rows, c.uv_cols);
+  c.regions = tmpl.topology.regions;  // as `model init` does
+  auto m = model::FaceModel::Create(c, tmpl, 0);
+  m.to(device);
+  return m;
+}
+
+// One timed pass: the whole fit of one batch, stage by stage.
+struct Pass {
+  double total = 0;
+  double stage[6] = {0, 0, 0, 0, 0, 0};  // kBatchStages
+  fit::FitTiming fit;                    // this pass's share of the fitter's timing
+  int64_t iterations = 0, evaluations = 0;
+};
+
+fit::FitTiming Minus(const fit::FitTiming& a, const fit::FitTiming& b) {
+  fit::FitTiming d;
+  d.encode = a.encode - b.encode;
+  d.objective = a.objective - b.objective;
+  d.optimise = a.optimise - b.optimise;
+  d.finish = a.finish - b.finish;
+  d.decode = a.decode - b.decode;
+  d.render = a.render - b.render;
+  d.losses = a.losses - b.losses;
+  d.backward = a.backward - b.backward;
+  d.objective_calls = a.objective_calls - b.objective_calls;
+  d.iterations = a.iterations - b.iterations;
+  return d;
+}
+
+class Runner {
+ public:
+  Runner(const BenchOptions& o, model::FaceModel model, const io::Manifest& manifest, std::string manifest_path,
+         std::vector<Sample> samples, const fs::path& scratch)
+      : o_(o),
+        model_(std::move(model)),
+        manifest_(manifest),
+        manifest_path_(std::move(manifest_path)),
+        samples_(std::move(samples)),
+        scratch_(scratch) {}
+
+  BenchRun Measure(int threads) {
+    env::ConfigureThreads(threads);
+    const auto device = model_.device();
+    fit::FitOptions fo;
+    fo.steps = o_.iterations;
+    fo.relative_tolerance = 0;  // no early exit: every image runs every iteration
+    fo.synchronize_timing = true;
+    fit::Fitter fitter(model_, fo);
+    batch::FitJobOptions jo;  // the shard file as `facebatch fit` writes it (outputs all, f32)
+    jo.model = o_.model.empty() ? (scratch_ / "fresh-preset-model").string() : o_.model;
+    jo.manifest = manifest_path_;
+    jo.fit = fo;
+    jo.command = "facebatch bench";
+    const io::ShardSpec spec = io::ShardSpec::Parse("0/1", 0);
+    const auto setup = batch::MakeShardSetup(jo, model_, manifest_, spec);
+    const fs::path out = scratch_ / fmt::format("shards-{}-{}", model_.config().preset, threads);
+    fs::create_directories(out);
+    batch::ShardWriter writer(batch::MakeShardPaths(out.string(), spec), setup.header, setup.layout, o_.batch);
+
+    {  // warm-up: allocator, thread pools, first-call set-up (one iteration)
+      fit::FitOptions warm = fo;
+      warm.steps = 1;
+      fit::Fitter w(model_, warm);
+      RunPass(w, writer, setup.layout);
+    }
+    std::vector<Pass> passes;
+    for (int r = 0; r < o_.repeats; ++r) passes.push_back(RunPass(fitter, writer, setup.layout));
+    writer.Flush();
+
+    // The pass with the median total stands for the run (its stages add up to its total).
+    std::vector<double> totals;
+    for (const auto& p : passes) totals.push_back(p.total);
+    const double med = Median(totals);
+    const Pass* pick = &passes.front();
+    for (const auto& p : passes)
+      if (std::abs(p.total - med) < std::abs(pick->total - med)) pick = &p;
+
+    BenchRun run;
+    run.threads = threads;
+    run.total_seconds = pick->total;
+    run.images_per_second = o_.batch / pick->total;
+    double sum = 0;
+    for (int i = 0; i < 6; ++i) {
+      run.batch_stages.push_back({kBatchStages[i], pick->stage[i]});
+      sum += pick->stage[i];
+    }
+    run.other_seconds = std::max(0.0, pick->total - sum);
+    const auto& t = pick->fit;
+    const double evals = static_cast<double>(std::max<int64_t>(1, t.objective_calls));
+    const double its = static_cast<double>(std::max<int64_t>(1, t.iterations));
+    const double step = std::max(0.0, t.optimise - t.objective - t.backward) / its;
+    const double per_it[5] = {t.decode / evals, t.render / evals, t.losses / evals, t.backward / its, step};
+    for (int i = 0; i < 5; ++i) {
+      run.iteration_stages.push_back({kIterationStages[i], per_it[i]});
+      run.iteration_seconds += per_it[i];
+    }
+    run.overhead_fraction = run.iteration_seconds > 0 ? (per_it[1] + per_it[2] + per_it[4]) / run.iteration_seconds : 0;
+    run.iterations = static_cast<int>(t.iterations);
+    run.objective_evaluations = static_cast<int>(t.objective_calls);
+    run.reference_seconds = Reference(device);
+    run.ratio = run.reference_seconds > 0 ? run.iteration_seconds / run.reference_seconds : 0;
+    log::Info("bench {} threads {}: {:.3f} s per batch of {} ({:.2f} images/s), fit iteration {:.1f} ms, "
+              "decoders fwd+bwd {:.1f} ms, ratio {:.2f}",
+              model_.config().preset, threads, run.total_seconds, o_.batch, run.images_per_second,
+              run.iteration_seconds * 1e3, run.reference_seconds * 1e3, run.ratio);
+    return run;
+  }
+
+ private:
+  Pass RunPass(fit::Fitter& fitter, batch::ShardWriter& writer, const batch::ShardLayout& layout) {
+    const auto device = model_.device();
+    const int S = model_.config().image_size;
+    const int B = o_.batch;
+    Pass p;
+    Sync(device);
+    const auto t_start = Clock::now();
+    std::vector<io::Crop> crops(B);
+    auto images = torch::empty({B, 3, S, S}, torch::kFloat32);
+    std::vector<std::vector<std::array<double, 2>>> points(B);
+    for (int b = 0; b < B; ++b) {
+      const auto& s = samples_[static_cast<size_t>(b) % samples_.size()];
+      const auto t0 = Clock::now();
+      cv::Mat bgr = io::LoadImageBgr(s.path);
+      const auto t1 = Clock::now();
+      crops[b] = io::CropFace(bgr, s.item->landmarks, S);
+      cv::Mat rgb = io::BgrToRgbFloat(crops[b].image);
+      images[b].copy_(torch::from_blob(rgb.data, {S, S, 3}, torch::kFloat32).permute({2, 0, 1}));
+      for (const auto& q : crops[b].landmarks.points) points[b].push_back({q.x, q.y});
+      const auto t2 = Clock::now();
+      p.stage[0] += Seconds(t0, t1);
+      p.stage[1] += Seconds(t1, t2);
+    }
+    {
+      const auto t0 = Clock::now();
+      auto [lm, lw] = fit::PackLandmarks(points, S, S);
+      const auto before = fitter.timing();
+      p.stage[1] += Seconds(t0, Clock::now());
+      auto r = fitter.Fit(images, lm, lw);
+      p.fit = Minus(fitter.timing(), before);
+      p.stage[2] = p.fit.encode;
+      p.stage[3] = p.fit.optimise;
+      p.stage[4] = p.fit.finish;
+      const auto t3 = Clock::now();
+      auto pose = fit::PoseFromProjection(r.projection).cpu();
+      for (int b = 0; b < B; ++b) {
+        const auto& s = samples_[static_cast<size_t>(b) % samples_.size()];
+        const int64_t position = static_cast<int64_t>(pass_count_) * B + b;
+        auto rec = batch::MakeFitRecord(manifest_.header, batch::FittedItem{s.item, position, &crops[b]}, r, pose, b, layout);
+        rec.id = fmt::format("{}#{}", s.item->id, position);  // unique ids in the scratch shard
+        rec.strings["/images/id"] = rec.id;
+        writer.Add(std::move(rec));  // the B-th record closes a part file (fsync + rename)
+      }
+      p.stage[5] = Seconds(t3, Clock::now());
+    }
+    ++pass_count_;
+    p.total = Seconds(t_start, Clock::now());
+    return p;
+  }
+
+  // The decoders' forward + backward alone (to the latents), at the same batch:
+  // median of 3 (or --repeats) after a warm-up.
+  double Reference(const c10::Device& device) {
+    const auto& c = model_.config();
+    torch::manual_seed(0);
+    auto fs = torch::randn({o_.batch, c.latent_shape}, torch::TensorOptions().device(device)).requires_grad_(true);
+    auto fa = torch::randn({o_.batch, c.latent_albedo}, torch::TensorOptions().device(device)).requires_grad_(true);
+    std::vector<double> times;
+    for (int r = 0; r < std::max(3, o_.repeats) + 1; ++r) {
+      Sync(device);
+      const auto t0 = Clock::now();
+      auto loss = model_.DecodeShape(fs).value.sum() + model_.DecodeAlbedo(fa).value.sum();
+      loss.backward();
+      Sync(device);
+      const double s = Seconds(t0, Clock::now());
+      fs.mutable_grad().zero_();
+      fa.mutable_grad().zero_();
+      if (r > 0) times.push_back(s);
+    }
+    return Median(times);
+  }
+
+  const BenchOptions& o_;
+  model::FaceModel model_;
+  const io::Manifest& manifest_;
+  std::string manifest_path_;
+  std::vector<Sample> samples_;
+  fs::path scratch_;
+  int pass_count_ = 0;
+};
+
+nlohmann::json StagesJson(const std::vector<Stage>& stages) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& s : stages) j[s.name] = s.seconds;
+  return j;
+}
+
+std::string Ms(double s) { return s >= 1.0 ? fmt::format("{:.2f} s", s) : fmt::format("{:.1f} ms", s * 1e3); }
+
+}  // namespace
+
+void BenchOptions::Check() const {
+  if (model.empty() && preset != "demo" && preset != "paper" && preset != "both")
+    throw UsageError("bench: --preset must be demo, paper or both, got '" + preset + "'");
+  try {
+    c10::Device d(device);
+    (void)d;
+  } catch (const std::exception&) {
+    throw UsageError("bench: bad --device '" + device + "' (expected cpu, cuda or cuda:K)");
+  }
+  if (batch < 1) throw UsageError("bench: --batch must be >= 1");
+  if (iterations < 1) throw UsageError("bench: --iterations must be >= 1");
+  if (repeats < 1) throw UsageError("bench: --repeats must be >= 1");
+  ParseThreadList(threads, 1);
+}
+
+std::vector<int> ParseThreadList(const std::string& text, int cores) {
+  std::vector<int> out;
+  if (text == "max") {
+    for (int t = 1; t < cores; t *= 2) out.push_back(t);
+    out.push_back(std::max(1, cores));
+    return out;
+  }
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string part = text.substr(begin, end - begin);
+    begin = end + 1;
+    size_t used = 0;
+    int t = 0;
+    try {
+      t = std::stoi(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != part.size() || part.empty() || t < 1)
+      throw UsageError("bench: --threads must be max or a comma list of counts >= 1, got '" + text + "'");
+    out.push_back(t);
+  }
+  if (out.empty()) throw UsageError("bench: --threads is empty");
+  return out;
+}
+
+BenchReport RunBench(const BenchOptions& o) {
+  o.Check();
+  const c10::Device device(o.device);
+  if (device.is_cuda() && !torch::cuda::is_available())
+    throw Error("bench: --device " + o.device + " but CUDA is not available (a CPU-only LibTorch, or no GPU)");
+  model::InstallTorchThreadHook();
+  const int cores = env::AvailableCores();
+  const auto thread_list = ParseThreadList(o.threads, cores);
+
+  BenchReport report;
+  const std::string cpu = ReadFirstLine("/proc/cpuinfo", "model name");
+  const std::string load_before = LoadAverage();
+
+  ScratchDir scratch;
+  io::IndexOptions io;
+  io.root = o.samples.empty() ? DefaultSamples() : o.samples;
+  io.out = (scratch.path / "samples.jsonl").string();
+  io.progress = "none";
+  io.threads = 1;
+  if (!fs::is_directory(io.root)) throw InputError(io.root, "the sample corpus directory does not exist (--samples)");
+  io::RunIndex(io);
+  const auto manifest = io::ReadManifest(io.out);
+  std::vector<Sample> samples;
+  for (const auto& it : manifest.items) {
+    if (it.ok() && !it.landmarks.points.empty())
+      samples.push_back({&it, (fs::path(manifest.header.root) / it.image).string()});
+  }
+  if (samples.empty()) throw InputError(io.root, "no usable image with landmarks in the sample corpus");
+
+  std::vector<std::string> presets;
+  if (!o.model.empty()) presets = {""};
+  else if (o.preset == "both") presets = {"demo", "paper"};
+  else presets = {o.preset};
+  for (const auto& preset : presets) {
+    auto model = MakeModel(preset, o.model, device);
+    PresetReport pr;
+    pr.preset = model.config().preset;
+    pr.model = o.model;
+    pr.device = device.str();
+    pr.batch = o.batch;
+    pr.iterations = o.iterations;
+    pr.image_size = model.config().image_size;
+    pr.uv_rows = model.config().uv_rows;
+    pr.uv_cols = model.config().uv_cols;
+    pr.parameters = model.CountParameters().total();
+    log::Info("bench: preset {} ({} parameters, {} x {} UV, {} px), {}, batch {}, {} iterations, threads {}",
+              pr.preset, pr.parameters, pr.uv_rows, pr.uv_cols, pr.image_size, pr.device, o.batch, o.iterations,
+              o.threads);
+    Runner runner(o, model, manifest, io.out, samples, scratch.path);
+    for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
+    pr.peak_rss_mib = batch::PeakRssMiB();
+    report.presets.push_back(std::move(pr));
+  }
+  report.machine = fmt::format("{} ({} cores available); load average {} before, {} after; LibTorch {}; facebatch {}",
+                               cpu.empty() ? "unknown CPU" : cpu, cores, load_before, LoadAverage(), TORCH_VERSION,
+                               FACEBATCH_VERSION);
+  if (!o.json.empty()) {
+    std::ofstream out(o.json);
+    out << report.ToJson() << "\n";
+    if (!out) throw InputError(o.json, "cannot write the JSON report");
+  }
+  return report;
+}
+
+std::string BenchReport::ToJson() const {
+  nlohmann::json j;
+  j["format"] = "facebatch-bench";
+  j["version"] = 1;
+  j["machine"] = machine;
+  j["presets"] = nlohmann::json::array();
+  for (const auto& p : presets) {
+    nlohmann::json pj{{"preset", p.preset},         {"model", p.model},         {"device", p.device},
+                      {"batch", p.batch},           {"iterations", p.iterations}, {"image_size", p.image_size},
+                      {"uv_rows", p.uv_rows},       {"uv_cols", p.uv_cols},     {"parameters", p.parameters},
+                      {"peak_rss_mib", p.peak_rss_mib}};
+    pj["runs"] = nlohmann::json::array();
+    const double base = p.runs.empty() ? 0 : p.runs.front().images_per_second;
+    for (const auto& r : p.runs) {
+      pj["runs"].push_back({{"threads", r.threads},
+                            {"total_seconds", r.total_seconds},
+                            {"images_per_second", r.images_per_second},
+                            {"speedup", base > 0 ? r.images_per_second / base : 0.0},
+                            {"batch_stages", StagesJson(r.batch_stages)},
+                            {"other_seconds", r.other_seconds},
+                            {"iteration_stages", StagesJson(r.iteration_stages)},
+                            {"iteration_seconds", r.iteration_seconds},
+                            {"reference_seconds", r.reference_seconds},
+                            {"ratio", r.ratio},
+                            {"overhead_fraction", r.overhead_fraction},
+                            {"iterations", r.iterations},
+                            {"objective_evaluations", r.objective_evaluations}});
+    }
+    j["presets"].push_back(pj);
+  }
+  return j.dump(2);
+}
+
+std::string BenchReport::ToTable() const {
+  std::string s = "machine: " + machine + "\n";
+  for (const auto& p : presets) {
+    s += fmt::format("\n== preset {}{}: {} parameters, {} x {} UV, {} px images; {}, batch {}, {} iterations\n",
+                     p.preset, p.model.empty() ? " (fresh, untrained)" : " (" + p.model + ")", p.parameters,
+                     p.uv_rows, p.uv_cols, p.image_size, p.device, p.batch, p.iterations);
+    if (p.runs.empty()) continue;
+    const auto& r = p.runs.back();  // the most threads
+    s += fmt::format("per-stage breakdown at {} thread(s) (one batch, wall time):\n", r.threads);
+    s += fmt::format("  {:<34} {:>10} {:>10} {:>7}\n", "stage", "per batch", "per image", "share");
+    auto row = [&](const std::string& name, double sec) {
+      s += fmt::format("  {:<34} {:>10} {:>10} {:>6.1f}%\n", name, Ms(sec), Ms(sec / p.batch),
+                       100.0 * sec / r.total_seconds);
+    };
+    static const char* labels[] = {"image decode", "crop", "encoder", "fit iterations (all)",
+                                   "final decode + render + metrics", "HDF5 write (shard writer)"};
+    for (size_t i = 0; i < r.batch_stages.size(); ++i) {
+      row(labels[i], r.batch_stages[i].seconds);
+      if (i == 3) {
+        static const char* il[] = {"decode maps (D_S, D_A)", "render I(S, A)", "losses (eqs. 4, 7)", "backward",
+                                   "optimiser step"};
+        for (size_t k = 0; k < r.iteration_stages.size(); ++k)
+          s += fmt::format("    {:<32} {:>10} per iteration\n", il[k], Ms(r.iteration_stages[k].seconds));
+      }
+    }
+    row("other (bookkeeping)", r.other_seconds);
+    row("total (measured)", r.total_seconds);
+    s += fmt::format("throughput: {:.3f} images/s ({} iterations per image)\n", r.images_per_second, r.iterations);
+    s += fmt::format("fit iteration {} vs the decoders' forward + backward alone {} at batch {}: ratio {:.2f}\n",
+                     Ms(r.iteration_seconds), Ms(r.reference_seconds), p.batch, r.ratio);
+    s += fmt::format("render + losses + optimiser step: {:.1f}% of a fit iteration (the rest is D_S, D_A and backward)\n",
+                     100.0 * r.overhead_fraction);
+    s += "thread scaling:\n";
+    s += fmt::format("  {:>7} {:>10} {:>8} {:>12} {:>6}\n", "threads", "images/s", "speedup", "iteration", "ratio");
+    const double base = p.runs.front().images_per_second;
+    for (const auto& q : p.runs)
+      s += fmt::format("  {:>7} {:>10.3f} {:>7.2f}x {:>12} {:>6.2f}\n", q.threads, q.images_per_second,
+                       base > 0 ? q.images_per_second / base : 0.0, Ms(q.iteration_seconds), q.ratio);
+    s += fmt::format("peak RSS (process, after this preset): {:.0f} MiB\n", p.peak_rss_mib);
+  }
+  return s;
+}
+
+}  // namespace facebatch::bench

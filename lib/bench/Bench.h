@@ -1,0 +1,91 @@
+#pragma once
+// `facebatch bench` (issue 9, benchmark part): throughput and a per-stage
+// breakdown of the fit job's work on this machine, for the demo and paper
+// presets (fresh, untrained models of the preset, or a model file), on the CPU
+// or CUDA, at several thread counts, with the machine's own reference.
+//
+// One measured pass = the whole fit of one batch of B bundled sample images,
+// done in sequence on the calling thread (no pipeline overlap, so the stages
+// can be timed one by one and add up):
+//   image decode (io::LoadImageBgr), crop (io::CropFace + conversion to the
+//   model's tensor), encoder (E), the optimiser iterations (fit::Fitter:
+//   per iteration decode maps (D_S, D_A), render I(S, A), losses (eq. 4 + eq. 7),
+//   backward, optimiser step), the final decode + render + metrics, and the
+//   HDF5 write (batch::MakeFitRecord + the real batch::ShardWriter, one closed
+//   part file per batch, in a temporary directory).
+// The reference is the decoders' forward + backward alone (to the latents) at
+// the same batch on the same library and device; the ratio of a full fit
+// iteration to it compares across machines (issue 7's target: <= 1.3).
+// Thread scaling runs the same pass at each thread count (ratio to the first
+// count asked). Peak RSS: getrusage after each preset (the process peak so far).
+// On CUDA every clock read of a stage waits for the device
+// (fit::FitOptions::synchronize_timing); backward's asynchronous tail is then
+// charged to the optimiser step, their sum stays exact.
+#include <string>
+#include <vector>
+
+namespace facebatch::bench {
+
+struct BenchOptions {
+  std::string preset = "demo";   ///< --preset demo | paper | both (fresh untrained model of the preset)
+  std::string model;             ///< --model F.h5: benchmark this model instead of a preset
+  std::string device = "cpu";    ///< --device cpu | cuda | cuda:K
+  int batch = 4;                 ///< --batch images per fit batch
+  int iterations = 10;           ///< --iterations optimiser iterations per batch (no early exit)
+  int repeats = 1;               ///< --repeats timed passes per thread count (median reported), after a warm-up
+  std::string threads = "max";   ///< --threads max (1, 2, 4, ... up to all cores) | comma list, e.g. 1,2
+  std::string samples;           ///< --samples corpus directory ("" = the bundled samples/300W-LP)
+  std::string json;              ///< --json FILE: also write the report as JSON
+  void Check() const;            ///< UsageError on bad values
+};
+
+/// Thread counts of `text` ("max" or a comma list of counts >= 1), given `cores`.
+std::vector<int> ParseThreadList(const std::string& text, int cores);
+
+/// A stage's time. Batch stages are seconds per batch; iteration stages are
+/// seconds per optimiser iteration (decode, render, losses: per objective
+/// evaluation; backward, step: per iteration).
+struct Stage {
+  std::string name;
+  double seconds = 0;
+};
+
+/// One measured configuration (preset x thread count).
+struct BenchRun {
+  int threads = 1;
+  double total_seconds = 0;       ///< wall time of the whole fit of one batch (median pass)
+  double images_per_second = 0;   ///< batch / total_seconds
+  std::vector<Stage> batch_stages;      ///< image_decode, crop, encoder, iterations, finish, hdf5_write (per batch)
+  std::vector<Stage> iteration_stages;  ///< decode_maps, render, losses, backward, optimiser_step (per iteration)
+  double other_seconds = 0;       ///< total - sum of batch stages (bookkeeping, transfers)
+  double iteration_seconds = 0;   ///< one fit iteration: the sum of the iteration stages
+  double reference_seconds = 0;   ///< the decoders' forward + backward alone at the same batch
+  double ratio = 0;               ///< iteration_seconds / reference_seconds
+  /// (render + losses + optimiser step) / iteration_seconds: what a fit iteration adds to the
+  /// network compute, from one measurement (less sensitive to machine load than `ratio`).
+  double overhead_fraction = 0;
+  int iterations = 0;             ///< optimiser iterations per batch (measured)
+  int objective_evaluations = 0;  ///< objective evaluations per batch (iterations + 1 + restores)
+};
+
+struct PresetReport {
+  std::string preset;             ///< demo, paper, or the model file's preset
+  std::string model;              ///< model file ("" for a fresh preset model)
+  std::string device;
+  int batch = 0, iterations = 0, image_size = 0, uv_rows = 0, uv_cols = 0;
+  int64_t parameters = 0;
+  std::vector<BenchRun> runs;     ///< one per thread count, in the order asked
+  double peak_rss_mib = 0;        ///< process peak RSS after this preset (MiB)
+};
+
+struct BenchReport {
+  std::string machine;            ///< CPU model, cores, load average before/after, LibTorch version
+  std::vector<PresetReport> presets;
+  std::string ToTable() const;    ///< the readable report `facebatch bench` prints
+  std::string ToJson() const;     ///< the same as JSON (format: docs/bench.md)
+};
+
+/// Runs the benchmark; writes options.json when given (InputError if it cannot).
+BenchReport RunBench(const BenchOptions& options);
+
+}  // namespace facebatch::bench

@@ -1,0 +1,101 @@
+// `facebatch bench` end to end on a tiny model (never asserts speed: only that every
+// stage is measured, positive, and that the figures are consistent with each other).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "TestSupport.h"
+
+namespace facebatch {
+namespace {
+using testing::RunCli;
+
+TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
+  testing::TempDir dir;
+  const auto model = (dir / "tiny.h5").string();
+  auto init = RunCli({"model", "init", "--preset", "demo", "--uv", "24x28", "--template", "synthetic", "--out", model,
+                      "--threads", "1"});
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  const auto json = (dir / "bench.json").string();
+  auto r = RunCli({"bench", "--model", model, "--batch", "2", "--iterations", "3", "--threads", "1,2", "--json", json});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* s : {"image decode", "crop", "encoder", "decode maps (D_S, D_A)", "render I(S, A)", "backward",
+                        "optimiser step", "HDF5 write (shard writer)", "total (measured)", "images/s", "ratio",
+                        "thread scaling", "peak RSS", "machine:"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+
+  const auto j = nlohmann::json::parse(testing::ReadFile(json));
+  EXPECT_EQ(j.at("format"), "facebatch-bench");
+  EXPECT_EQ(j.at("version"), 1);
+  ASSERT_EQ(j.at("presets").size(), 1u);
+  const auto& p = j.at("presets")[0];
+  EXPECT_EQ(p.at("batch"), 2);
+  EXPECT_EQ(p.at("uv_rows"), 24);
+  EXPECT_GT(p.at("peak_rss_mib").get<double>(), 0.0);
+  ASSERT_EQ(p.at("runs").size(), 2u);
+  EXPECT_EQ(p.at("runs")[0].at("threads"), 1);
+  EXPECT_EQ(p.at("runs")[1].at("threads"), 2);
+  for (const auto& run : p.at("runs")) {
+    const double total = run.at("total_seconds");
+    ASSERT_GT(total, 0.0);
+    EXPECT_NEAR(run.at("images_per_second").get<double>(), 2.0 / total, 1e-9 * 2.0 / total);
+    double sum = 0;
+    for (const char* s : {"image_decode", "crop", "encoder", "iterations", "finish", "hdf5_write"}) {
+      ASSERT_TRUE(run.at("batch_stages").contains(s)) << s;
+      const double v = run.at("batch_stages").at(s);
+      EXPECT_GT(v, 0.0) << s;
+      sum += v;
+    }
+    // The stages are disjoint parts of the measured pass: they add up to no more than it.
+    EXPECT_LE(sum, total * 1.001 + 1e-4);
+    EXPECT_NEAR(run.at("other_seconds").get<double>(), total - sum, 1e-9 + 1e-6 * total);
+    double per_iteration = 0;
+    for (const char* s : {"decode_maps", "render", "losses", "backward", "optimiser_step"}) {
+      ASSERT_TRUE(run.at("iteration_stages").contains(s)) << s;
+      const double v = run.at("iteration_stages").at(s);
+      EXPECT_GT(v, 0.0) << s;
+      per_iteration += v;
+    }
+    EXPECT_NEAR(run.at("iteration_seconds").get<double>(), per_iteration, 1e-9);
+    // No early exit: every iteration runs; the objective is evaluated once more than that (at least).
+    const int iterations = run.at("iterations"), evaluations = run.at("objective_evaluations");
+    EXPECT_EQ(iterations, 3);
+    EXPECT_GE(evaluations, iterations + 1);
+    // The iteration stages account for the whole optimiser loop of the batch.
+    const auto& it = run.at("iteration_stages");
+    const double loop = evaluations * (it.at("decode_maps").get<double>() + it.at("render").get<double>() +
+                                       it.at("losses").get<double>()) +
+                        iterations * (it.at("backward").get<double>() + it.at("optimiser_step").get<double>());
+    EXPECT_NEAR(loop, run.at("batch_stages").at("iterations").get<double>(), 1e-6 + 1e-6 * loop);
+    const double reference = run.at("reference_seconds");
+    ASSERT_GT(reference, 0.0);
+    EXPECT_NEAR(run.at("ratio").get<double>(), per_iteration / reference, 1e-9 * per_iteration / reference);
+    const double overhead = it.at("render").get<double>() + it.at("losses").get<double>() +
+                            it.at("optimiser_step").get<double>();
+    EXPECT_NEAR(run.at("overhead_fraction").get<double>(), overhead / per_iteration, 1e-9);
+  }
+  EXPECT_NEAR(p.at("runs")[0].at("speedup").get<double>(), 1.0, 1e-12);
+}
+
+TEST(BenchCli, BadOptionsAndMissingInputs) {
+  testing::TempDir dir;
+  EXPECT_EQ(RunCli({"bench", "--preset", "huge"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--threads", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--threads", "1,x"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--batch", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--iterations", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--device", "tpu"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--help"}).exit_code, 0);
+  const auto missing = (dir / "no-such-corpus").string();
+  auto r = RunCli({"bench", "--samples", missing, "--threads", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(missing), std::string::npos) << r.output;
+  auto m = RunCli({"bench", "--model", (dir / "no-model.h5").string(), "--threads", "1"});
+  EXPECT_EQ(m.exit_code, 1) << m.output;
+  // Without CUDA: a clear error (with CUDA the missing corpus stops it): exit 1 either way.
+  auto c = RunCli({"bench", "--device", "cuda", "--samples", missing, "--threads", "1"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+}
+
+}  // namespace
+}  // namespace facebatch
