@@ -12,4 +12,6 @@ int RunSynthCommand(int argc, char** argv);
 int RunFitCommand(int argc, char** argv);
 int RunValidateCommand(int argc, char** argv);
 int RunInspectCommand(int argc, char** argv);
+int RunEvalModelCommand(int argc, char** argv);
+int RunLinearModelCommand(int argc, char** argv);
 }  // namespace facebatch::tools

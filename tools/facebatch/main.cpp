@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
       {"fit", "fit one shard of a manifest and write its HDF5 file (resumable)", &facebatch::tools::RunFitCommand},
       {"validate", "check a shard file against its documented schema", &facebatch::tools::RunValidateCommand},
       {"inspect", "summarise a shard, manifest or model file", &facebatch::tools::RunInspectCommand},
+      {"eval-model", "evaluate a model on held-out synthetic ground truth (Table 1 texture, section 4.2 shape)", &facebatch::tools::RunEvalModelCommand},
+      {"linear-model", "build a linear (PCA) model from a synthetic corpus's ground-truth maps (the ablation's Linear row)", &facebatch::tools::RunLinearModelCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }

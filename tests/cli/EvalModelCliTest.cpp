@@ -1,0 +1,37 @@
+// `facebatch eval-model`: help, usage errors and a missing model file (the
+// protocols themselves are tested in tests/train/ModelEvalTest.cpp through
+// RunModelEval; scripts/ablation.sh runs the binary end to end).
+#include <gtest/gtest.h>
+
+#include "TestSupport.h"
+
+namespace facebatch {
+namespace {
+using testing::RunCli;
+
+TEST(EvalModelCli, HelpListsTheOptions) {
+  auto r = RunCli({"eval-model", "--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* s : {"--model", "--manifest", "--ground-truth", "--out", "--protocol", "--steps", "--max-images",
+                        "--batch", "--method", "--normal-weight"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s;
+  r = RunCli({"help"});
+  EXPECT_NE(r.output.find("eval-model"), std::string::npos) << r.output;
+}
+
+TEST(EvalModelCli, UsageErrorsAndMissingFiles) {
+  testing::TempDir dir;
+  auto r = RunCli({"eval-model", "--manifest", "m.jsonl", "--out", (dir / "o").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // no --model
+  r = RunCli({"eval-model", "--model", "m.h5", "--manifest", "m.jsonl", "--out", (dir / "o").string(), "--protocol",
+              "colour"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("colour"), std::string::npos) << r.output;
+  const auto missing = (dir / "missing.jsonl").string();
+  r = RunCli({"eval-model", "--model", (dir / "m.h5").string(), "--manifest", missing, "--out", (dir / "o").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("missing.jsonl"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace facebatch
