@@ -104,6 +104,7 @@ void ModelEvalOptions::Check() const {
   if (!(texture_step_size > 0) || !(shape_step_size > 0))
     throw UsageError("eval-model: --texture-step-size and --shape-step-size must be > 0");
   if (!(normal_weight >= 0)) throw UsageError("eval-model: --normal-weight must be >= 0");
+  if (!(tolerance >= 0)) throw UsageError("eval-model: --tolerance must be >= 0");
   if (threads < 0) throw UsageError("eval-model: --threads must be >= 0");
   try {
     (void)c10::Device(device);
@@ -297,6 +298,7 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
   texture_opts.optimiser.method = shape_opts.optimiser.method = fit::ParseOptimiserMethod(o.method);
   texture_opts.optimiser.step_size = o.texture_step_size;
   shape_opts.optimiser.step_size = o.shape_step_size;
+  texture_opts.convergence.relative_tolerance = shape_opts.convergence.relative_tolerance = o.tolerance;
 
   Progress progress("eval-model", n, ParseProgressMode(o.progress), "images");
   summary.images.resize(static_cast<size_t>(n));
@@ -448,6 +450,7 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
   j["texture_step_size"] = o.texture_step_size;
   j["shape_step_size"] = o.shape_step_size;
   j["normal_weight"] = o.normal_weight;
+  j["tolerance"] = o.tolerance;
   j["texture_albedo"] = summary.texture_albedo;
   j["l21"] = "mean l2,1 RGB distance over the rendered face pixels, images in [0, 1] (Table 1, eq. 4)";
   j["nme"] = "mean per-vertex distance / GT inter-ocular distance (outer eye corners, iBUG 36 and 45, 0-based)";

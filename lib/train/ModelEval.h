@@ -73,6 +73,9 @@ struct ModelEvalOptions {
   double texture_step_size = 0.01; ///< --texture-step-size: step on f_A and L
   double shape_step_size = 0.01;   ///< --shape-step-size: step on f_S
   double normal_weight = 0.1;      ///< --normal-weight: weight of the normal cosine term (shape protocol)
+  /// --tolerance: an image stops early when its objective changes by less than this
+  /// (relative) for 5 iterations (fit::ConvergenceOptions; 0: always run `steps`).
+  double tolerance = 1e-4;
   std::string device = "cpu";      ///< --device: cpu | cuda | cuda:N
   int threads = 0;                 ///< --threads: compute threads (0: all cores)
   std::string progress = "auto";   ///< --progress: auto | bar | log | none
@@ -122,7 +125,7 @@ struct ImageEval {
   std::string id;
   std::string status = "ok";  ///< ok | failed (unreadable image ...) | no-ground-truth
   std::string reason;
-  double yaw = 0;             ///< ground-truth yaw (degrees), NaN without ground truth
+  double yaw;                 ///< ground-truth yaw (degrees), NaN without ground truth
   double encoder_l21, encoder_shape_nme;
   double texture_l21_init, texture_l21;
   int texture_iterations = 0;

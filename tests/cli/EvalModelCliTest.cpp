@@ -13,7 +13,7 @@ TEST(EvalModelCli, HelpListsTheOptions) {
   auto r = RunCli({"eval-model", "--help"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* s : {"--model", "--manifest", "--ground-truth", "--out", "--protocol", "--steps", "--max-images",
-                        "--batch", "--method", "--normal-weight"})
+                        "--batch", "--method", "--normal-weight", "--tolerance"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s;
   r = RunCli({"help"});
   EXPECT_NE(r.output.find("eval-model"), std::string::npos) << r.output;

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -50,8 +51,9 @@ struct Fixture {
 };
 
 Fixture& Shared() {
-  static Fixture* f = [] {
-    auto* x = new Fixture;
+  // Destroyed at exit: the temporary directory goes with it.
+  static std::unique_ptr<Fixture> f = [] {
+    auto x = std::make_unique<Fixture>();
     x->tmpl = render::DefaultTemplate(kU, kV);
     synth::SynthOptions s;
     s.layout = "300w-lp";
@@ -78,6 +80,15 @@ Fixture& Shared() {
       x->models[kind] = (x->dir / (kind + ".h5")).string();
       m.Save(x->models[kind]);
     }
+    // A model whose shape decoder responds to f_S (an untrained nonlinear one
+    // barely does): a PCA of the first 4 ground-truth maps (3 components).
+    LinearModelOptions pca;
+    pca.ground_truth = (fs::path(x->root) / synth::kGroundTruthFileName).string();
+    pca.max_maps = 4;
+    pca.rank_shape = pca.rank_albedo = 3;
+    pca.out = x->models["pca"] = (x->dir / "pca.h5").string();
+    pca.threads = 2;
+    RunLinearModel(pca);
     return x;
   }();
   return *f;
@@ -94,6 +105,7 @@ ModelEvalOptions Options(const std::string& kind, const std::string& out) {
   o.progress = "none";
   o.texture_step_size = 0.05;
   o.shape_step_size = 0.05;
+  o.tolerance = 0;  // every image runs every step
   return o;
 }
 
@@ -156,16 +168,29 @@ TEST(ModelEvalProtocols, TextureAndShapeFitsLowerTheirErrorFromTheEncoderInit) {
     EXPECT_LE(e.texture_l21, e.texture_l21_init + 1e-9) << e.id;  // best state kept
     EXPECT_LE(e.shape_nme, e.shape_nme_init + 1e-9) << e.id;
     EXPECT_NEAR(e.shape_nme_init, e.encoder_shape_nme, 1e-6);  // the same init
-    better_texture += e.texture_l21 < 0.9 * e.texture_l21_init;
-    better_shape += e.shape_nme < 0.9 * e.shape_nme_init;
-    EXPECT_GT(e.texture_iterations, 0);
-    EXPECT_GT(e.shape_iterations, 0);
+    better_texture += e.texture_l21 < 0.7 * e.texture_l21_init;
+    EXPECT_EQ(e.texture_iterations, 20);
+    EXPECT_EQ(e.shape_iterations, 20);
   }
   EXPECT_GE(better_texture, 5);
-  EXPECT_GE(better_shape, 5);
-  EXPECT_LT(s.stats.at("texture_l21").mean, 0.9 * s.stats.at("texture_l21_init").mean);
-  EXPECT_LT(s.stats.at("shape_nme").mean, 0.9 * s.stats.at("shape_nme_init").mean);
+  EXPECT_LT(s.stats.at("texture_l21").mean, 0.7 * s.stats.at("texture_l21_init").mean);
   EXPECT_EQ(s.stats.at("shape_nme").count, 6);
+
+  // The shape protocol with a decoder that responds to f_S (PCA of 4 of the 6
+  // ground-truth shapes): the vertex error falls well below the encoder's init.
+  testing::TempDir out2;
+  auto o = Options("pca", out2.path().string());
+  o.protocol = "shape";
+  o.steps = 30;
+  o.shape_step_size = 0.2;
+  auto p = RunModelEval(o);
+  for (const auto& e : p.images) {
+    EXPECT_LE(e.shape_nme, e.shape_nme_init + 1e-9) << e.id;
+    better_shape += e.shape_nme < 0.8 * e.shape_nme_init;
+  }
+  EXPECT_GE(better_shape, 5);
+  EXPECT_LT(p.stats.at("shape_nme").mean, 0.7 * p.stats.at("shape_nme_init").mean);
+  EXPECT_EQ(p.stats.at("texture_l21").count, 0);
 
   // Outputs: one CSV row per image, the JSON summary agrees with the struct.
   std::ifstream csv(s.csv_path);
