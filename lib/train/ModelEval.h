@@ -74,8 +74,9 @@ struct ModelEvalOptions {
   double shape_step_size = 0.01;   ///< --shape-step-size: step on f_S
   double normal_weight = 0.1;      ///< --normal-weight: weight of the normal cosine term (shape protocol)
   /// --tolerance: an image stops early when its objective changes by less than this
-  /// (relative) for 5 iterations (fit::ConvergenceOptions; 0: always run `steps`).
-  double tolerance = 1e-4;
+  /// (relative) for 5 iterations (fit::ConvergenceOptions). Default 0: every image
+  /// runs exactly `steps` iterations (the same budget for every model).
+  double tolerance = 0;
   std::string device = "cpu";      ///< --device: cpu | cuda | cuda:N
   int threads = 0;                 ///< --threads: compute threads (0: all cores)
   std::string progress = "auto";   ///< --progress: auto | bar | log | none

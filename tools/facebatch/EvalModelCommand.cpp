@@ -42,7 +42,8 @@ int RunEvalModelCommand(int argc, char** argv) {
       ("normal-weight", po::value(&opts.normal_weight)->default_value(opts.normal_weight),
        "weight of the normal cosine distance in the shape protocol's objective")
       ("tolerance", po::value(&opts.tolerance)->default_value(opts.tolerance),
-       "stop an image early when its objective changes by less than this (relative) for 5 iterations (0: never)")
+       "stop an image early when its objective changes by less than this (relative) for 5 iterations "
+       "(0: every image runs exactly --steps)")
       ("device", po::value(&opts.device)->default_value(opts.device), "cpu | cuda | cuda:N")
       ("threads", po::value(&opts.threads)->default_value(opts.threads), "compute threads (0: all cores)")
       ("progress", po::value(&opts.progress)->default_value(opts.progress), "auto | bar | log | none");
