@@ -70,8 +70,10 @@ struct ModelEvalOptions {
   int64_t max_images = 0;    ///< --max-images: evaluate the first N usable items (0: all)
   int64_t batch = 8;         ///< --batch: images per batch (each image is optimised on its own)
   std::string method = "adam";     ///< --method: adam | sgd (the paper says SGD; Adam is the default)
-  double texture_step_size = 0.01; ///< --texture-step-size: step on f_A and L
-  double shape_step_size = 0.01;   ///< --shape-step-size: step on f_S
+  /// --texture-step-size: Adam step on f_A and L. 0.1 (not fit's 0.01): measured on a briefly
+  /// trained demo model, 50 steps reached l2,1 0.21 / 0.12 / 0.09 / 0.08 at 0.01 / 0.05 / 0.1 / 0.2.
+  double texture_step_size = 0.1;
+  double shape_step_size = 0.1;    ///< --shape-step-size: Adam step on f_S (same measurement: NME 0.050 / 0.046 / 0.045 / 0.045)
   double normal_weight = 0.1;      ///< --normal-weight: weight of the normal cosine term (shape protocol)
   /// --tolerance: an image stops early when its objective changes by less than this
   /// (relative) for 5 iterations (fit::ConvergenceOptions). Default 0: every image
