@@ -18,4 +18,6 @@ int RunExportCommand(int argc, char** argv);
 int RunEvalCommand(int argc, char** argv);
 int RunReportCommand(int argc, char** argv);
 int RunBenchCommand(int argc, char** argv);
+int RunEvalModelCommand(int argc, char** argv);
+int RunLinearModelCommand(int argc, char** argv);
 }  // namespace facebatch::tools

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
       {"eval", "the paper's metrics (l2,1, landmark NME, shape NME) of fit outputs, by yaw bin", &facebatch::tools::RunEvalCommand},
       {"report", "a static HTML QA page of fit outputs (contact sheet, histograms, worst fits, failures)", &facebatch::tools::RunReportCommand},
       {"bench", "measure throughput and a per-stage breakdown of the fit on this machine", &facebatch::tools::RunBenchCommand},
+      {"eval-model", "evaluate a model on held-out synthetic ground truth (Table 1 texture, section 4.2 shape)", &facebatch::tools::RunEvalModelCommand},
+      {"linear-model", "build a linear (PCA) model from a synthetic corpus's ground-truth maps (the ablation's Linear row)", &facebatch::tools::RunLinearModelCommand},
   };
   return facebatch::cli::Dispatch(table, argc, argv);
 }
