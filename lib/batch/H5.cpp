@@ -1,4 +1,5 @@
 #include "batch/H5.h"
+#include "batch/H5Id.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -22,25 +23,6 @@ void Init() {
   });
 }
 
-struct Id {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
-  ~Id() {
-    if (id >= 0) close(id);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  Id& operator=(Id&& other) noexcept {
-    if (this != &other) {
-      if (id >= 0) close(id);
-      id = other.id;
-      close = other.close;
-      other.id = -1;
-    }
-    return *this;
-  }
-};
 
 hid_t StringType() {
   hid_t t = H5Tcopy(H5T_C_S1);

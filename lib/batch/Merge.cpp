@@ -1,4 +1,5 @@
 #include "batch/Merge.h"
+#include "batch/H5Id.h"
 
 #include <hdf5.h>
 
@@ -22,17 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// HDF5 identifier closed on scope exit.
-struct Id {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
-  ~Id() {
-    if (id >= 0) close(id);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-};
+using h5::Id;
 
 [[noreturn]] void Fail(const std::string& file, const std::string& what) { throw InputError(file, what); }
 

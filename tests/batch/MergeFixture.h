@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "model/FaceModel.h"
 #include "model/SyntheticTemplate.h"
@@ -30,20 +31,8 @@ struct FitFixture {
 };
 
 inline void WriteTinyModel(const fs::path& path) {
-  model::ModelConfig c;
-  c.preset = "merge-test";
-  c.uv_rows = 24;
-  c.uv_cols = 28;
-  c.latent_shape = 6;
-  c.latent_albedo = 6;
-  c.image_size = 64;
-  c.encoder_channels = {4, 6};
-  c.global_channels = {6, 6, 4};
-  c.local_channels = {4, 4};
-  c.fusion_channels = 4;
-  auto tmpl = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-  c.regions = tmpl.topology.regions;
-  model::FaceModel::Create(c, tmpl, 11).Save(path.string());
+  const auto c = model::testutil::SmallFitConfig();
+  model::FaceModel::Create(c, model::SyntheticTemplate(c.uv_rows, c.uv_cols), 11).Save(path.string());
 }
 
 /// `n` images img00.png.. with 5 landmarks each; img03 is deleted after indexing.

@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "batch/FitJob.h"
 #include "bench/Bench.h"
@@ -23,18 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 
 model::FaceModel TinyModel() {
-  model::ModelConfig c;
-  c.preset = "test";
-  c.uv_rows = 20, c.uv_cols = 24;
-  c.latent_shape = c.latent_albedo = 6;
-  c.image_size = 48;
-  c.encoder_channels = {4, 8};
-  c.global_channels = {8, 6, 6};
-  c.local_channels = {4, 4};
-  c.fusion_channels = 4;
-  auto t = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-  c.regions = t.topology.regions;
-  return model::FaceModel::Create(c, t, 11);
+  const auto c = model::testutil::SmallFitConfig();
+  return model::FaceModel::Create(c, model::SyntheticTemplate(c.uv_rows, c.uv_cols), 11);
 }
 
 TEST(StageTiming, FitterSplitsTheOptimiserLoop) {

@@ -17,6 +17,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
+#include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "batch/H5.h"
 #include "batch/ShardFile.h"
@@ -54,19 +55,8 @@ class Export : public ::testing::Test {
     dir_ = new TempDir("facebatch-export");
     const fs::path d = dir_->path();
     fs::copy(fs::path(FACEBATCH_SAMPLES) / "AFLW2000", d / "aflw", fs::copy_options::recursive);
-    model::ModelConfig c;
-    c.preset = "test";
-    c.uv_rows = 24;
-    c.uv_cols = 28;
-    c.latent_shape = 8;
-    c.latent_albedo = 8;
-    c.image_size = 64;
-    c.encoder_channels = {4, 8};
-    c.global_channels = {8, 8, 6};
-    c.local_channels = {6, 4};
-    c.fusion_channels = 6;
+    const auto c = model::testutil::SmallFitConfig();
     auto t = model::SyntheticTemplate(c.uv_rows, c.uv_cols);
-    c.regions = t.topology.regions;
     model::FaceModel::Create(c, t, 3).Save((d / "model.h5").string());
     auto ix = RunCli({"index", "--root", (d / "aflw").string(), "--out", (d / "m.jsonl").string(), "--progress", "none"});
     ASSERT_EQ(ix.exit_code, 0) << ix.output;
