@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 #include "batch/ShardFile.h"
+#include "render/Topology.h"
 
 namespace facebatch::batch {
 
@@ -57,5 +58,10 @@ class ShardReader {
   ShardHeader header_;
   std::vector<std::string> ids_, statuses_;
 };
+
+/// The mesh topology of a shard (render::BuildTopology of /topology/mask with
+/// the /topology/landmarks68 vertices), checked against the stored
+/// /topology/triangles and /topology/vertex_uv: InputError naming the file otherwise.
+render::FaceTopology TopologyOfShard(const ShardReader& shard);
 
 }  // namespace facebatch::batch

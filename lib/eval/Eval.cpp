@@ -332,7 +332,7 @@ EvalSummary RunEval(const EvalOptions& o) {
             e.landmark_source = "manifest";
           }
           if (target.defined()) {
-            const auto pred = FitLandmarksOriginal(r, topo.landmarks68, fit.crop_to_original).unsqueeze(0);
+            const auto pred = FitLandmarksOriginal(r, topo.mesh.landmarks68, fit.crop_to_original).unsqueeze(0);
             e.nme_io = LandmarkNme(pred, target.unsqueeze(0), NmeNormalisation::kInterOcular)[0].item<double>();
             e.nme_bbox = LandmarkNme(pred, target.unsqueeze(0), NmeNormalisation::kBoundingBox)[0].item<double>();
           }
@@ -345,7 +345,7 @@ EvalSummary RunEval(const EvalOptions& o) {
             auto gv = topo.Vertices(gmap);                             // [1, N, 3]
             auto w = topo.Vertices(gmask).squeeze(-1) > 0.999;          // [1, N]
             auto fv = topo.Vertices(fit.shape.unsqueeze(0));
-            e.shape_nme = ShapeNme(fv, gv, topo.landmarks68, alignment, w)[0].item<double>();
+            e.shape_nme = ShapeNme(fv, gv, topo.mesh.landmarks68, alignment, w)[0].item<double>();
           }
         } catch (const io::ItemError& ex) {
           e.status = "failed", e.reason_code = ex.code(), e.reason = ex.what();

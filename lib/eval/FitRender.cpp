@@ -47,31 +47,15 @@ std::vector<std::string> FitOutputFiles(const std::vector<std::string>& inputs) 
   return files;
 }
 
-ShardTopology::ShardTopology(const batch::ShardReader& shard) {
-  const auto& h = shard.header();
-  const auto& s = shard.layout().sizes;
-  uv_rows = static_cast<int>(s.uv_rows);
-  uv_cols = static_cast<int>(s.uv_cols);
-  auto it = h.int_attrs.find("image_size");
-  if (it != h.int_attrs.end()) image_size = static_cast<int>(it->second);
-  auto tri = h.triangles;
-  triangles = torch::from_blob(tri.data(), {static_cast<int64_t>(tri.size() / 3), 3}, torch::kInt64).clone();
-  auto m = h.mask;
-  if (static_cast<int64_t>(m.size()) != s.uv_rows * s.uv_cols)
-    throw InputError(shard.path(), "/topology/mask has " + std::to_string(m.size()) + " values, expected U x V");
-  mask = torch::from_blob(m.data(), {s.uv_rows, s.uv_cols}, torch::kInt64).clone() > 0;
-  pixel_of_vertex = mask.flatten().nonzero().flatten();  // k-th masked pixel, row-major (Topology.h)
-  if (pixel_of_vertex.size(0) != s.num_vertices)
-    throw InputError(shard.path(), "/topology/mask has " + std::to_string(pixel_of_vertex.size(0)) +
-                                       " masked pixels but num_vertices is " + std::to_string(s.num_vertices));
-  auto lm = h.landmarks68;
-  landmarks68 = torch::from_blob(lm.data(), {static_cast<int64_t>(lm.size())}, torch::kInt64).clone();
+ShardTopology::ShardTopology(const batch::ShardReader& shard) : mesh(batch::TopologyOfShard(shard)) {
+  uv_rows = static_cast<int>(shard.layout().sizes.uv_rows);
+  uv_cols = static_cast<int>(shard.layout().sizes.uv_cols);
+  const auto& attrs = shard.header().int_attrs;
+  auto it = attrs.find("image_size");
+  if (it != attrs.end()) image_size = static_cast<int>(it->second);
 }
 
-at::Tensor ShardTopology::Vertices(const at::Tensor& uv_maps) const {
-  const auto B = uv_maps.size(0), C = uv_maps.size(1);
-  return uv_maps.reshape({B, C, -1}).index_select(2, pixel_of_vertex.to(uv_maps.device())).transpose(1, 2);
-}
+at::Tensor ShardTopology::Vertices(const at::Tensor& uv_maps) const { return render::VerticesFromUVMap(mesh, uv_maps); }
 
 void RequireMaps(const batch::ShardReader& shard) {
   for (const char* f : {"/maps/shape", "/maps/albedo"})
@@ -107,7 +91,7 @@ render::RenderResult RenderFit(const ShardTopology& topology, const at::Tensor& 
   torch::NoGradGuard no_grad;
   auto batched = [](const at::Tensor& t, int64_t dims) { return t.dim() == dims ? t.unsqueeze(0) : t; };
   const auto S = batched(shape, 3).to(torch::kFloat32), A = batched(albedo, 3).to(torch::kFloat32);
-  return render::RenderMesh(topology.triangles, topology.Vertices(S), topology.Vertices(A),
+  return render::RenderMesh(topology.mesh.triangles, topology.Vertices(S), topology.Vertices(A),
                             batched(projection, 2).to(torch::kFloat32), batched(lighting, 1).to(torch::kFloat32),
                             size, size);
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "render/Topology.h"
 #include "render/Render.h"
 
 namespace facebatch::batch {
@@ -30,15 +31,11 @@ std::vector<std::string> FitOutputFiles(const std::vector<std::string>& inputs);
 
 /// The mesh a shard file declares (/topology; render/Topology.h conventions).
 struct ShardTopology {
+  render::FaceTopology mesh;  ///< batch::TopologyOfShard (checked against the stored triangles and UVs)
   int uv_rows = 0, uv_cols = 0;
   int image_size = 224;       ///< S (root attribute image_size)
-  at::Tensor triangles;       ///< [F, 3] int64
-  at::Tensor mask;            ///< [U, V] bool
-  at::Tensor pixel_of_vertex; ///< [N] int64: flat UV pixel r * V + c of vertex k (k-th masked pixel, row-major)
-  at::Tensor landmarks68;     ///< [68] int64 vertex ids
   explicit ShardTopology(const batch::ShardReader& shard);
-  int64_t num_vertices() const { return pixel_of_vertex.size(0); }
-  /// Per-vertex values of UV maps [B, C, U, V] -> [B, N, C].
+  /// Per-vertex values of UV maps [B, C, U, V] -> [B, N, C] (render::VerticesFromUVMap).
   at::Tensor Vertices(const at::Tensor& uv_maps) const;
 };
 

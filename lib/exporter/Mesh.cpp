@@ -16,44 +16,6 @@
 
 namespace facebatch::exporter {
 
-render::FaceTopology TopologyOfShard(const batch::ShardReader& shard) {
-  const auto& h = shard.header();
-  const auto& s = shard.layout().sizes;
-  const int64_t U = s.uv_rows, V = s.uv_cols;
-  if (U <= 0 || V <= 0 || static_cast<int64_t>(h.mask.size()) != U * V)
-    throw InputError(shard.path(), fmt::format("/topology/mask has {} values, expected uv_rows x uv_cols = {} x {}",
-                                               h.mask.size(), U, V));
-  std::vector<int64_t> pixel_of_vertex;
-  for (int64_t p = 0; p < U * V; ++p)
-    if (h.mask[static_cast<size_t>(p)]) pixel_of_vertex.push_back(p);
-  if (h.landmarks68.size() != 68) throw InputError(shard.path(), "/topology/landmarks68 must have 68 entries");
-  auto lm_uv = torch::zeros({68, 2}, torch::kFloat);
-  for (int k = 0; k < 68; ++k) {
-    const int64_t v = h.landmarks68[static_cast<size_t>(k)];
-    if (v < 0 || v >= static_cast<int64_t>(pixel_of_vertex.size()))
-      throw InputError(shard.path(), fmt::format("/topology/landmarks68[{}] = {} is not a vertex", k, v));
-    const int64_t p = pixel_of_vertex[static_cast<size_t>(v)];
-    lm_uv[k][0] = static_cast<float>(p / V);
-    lm_uv[k][1] = static_cast<float>(p % V);
-  }
-  auto mask = torch::tensor(h.mask, torch::kLong).view({U, V}).ne(0);
-  auto topo = render::BuildTopology(mask, lm_uv);
-  // The stored topology must be the one the mask defines (render/Topology.h).
-  auto tri = torch::tensor(h.triangles, torch::kLong);
-  auto uv = torch::tensor(h.vertex_uv, torch::kFloat);
-  if (topo.num_vertices() != s.num_vertices || tri.numel() != topo.triangles.numel() ||
-      !torch::equal(tri.view({-1, 3}), topo.triangles))
-    throw InputError(shard.path(), "/topology/triangles differ from the triangulation of /topology/mask "
-                                   "(render/Topology.h); the file is not a facebatch shard of this version");
-  if (uv.numel() != topo.vertex_uv.numel() || !torch::allclose(uv.view({-1, 2}), topo.vertex_uv, 0, 1e-6))
-    throw InputError(shard.path(), "/topology/vertex_uv differs from the UV grid of /topology/mask");
-  for (int k = 0; k < 68; ++k) {
-    if (topo.landmarks68[k].item<int64_t>() != h.landmarks68[static_cast<size_t>(k)])
-      throw InputError(shard.path(), "/topology/landmarks68 could not be reproduced from the mask");
-  }
-  return topo;
-}
-
 at::Tensor ImageSpaceVertices(const at::Tensor& vertices, const at::Tensor& M, const at::Tensor& crop_to_original) {
   auto X = vertices.to(torch::kDouble).view({1, -1, 3});
   auto Md = M.to(torch::kDouble).view({1, 2, 4});

@@ -28,6 +28,7 @@
 
 #include <string>
 
+#include "batch/ShardReader.h"
 #include "render/Topology.h"
 
 namespace facebatch::batch {
@@ -36,10 +37,7 @@ class ShardReader;
 
 namespace facebatch::exporter {
 
-/// The mesh topology of a shard (render::BuildTopology of /topology/mask with
-/// the /topology/landmarks68 vertices), checked against the stored
-/// /topology/triangles and /topology/vertex_uv: InputError naming the file otherwise.
-render::FaceTopology TopologyOfShard(const batch::ShardReader& shard);
+using batch::TopologyOfShard;  // batch/ShardReader.h
 
 /// Model-space vertices [N, 3] -> image-space vertices [N, 3] (see above); M [2, 4]
 /// (/latents/projection), crop_to_original [2, 3] float64 (/images/crop_to_original).

@@ -202,19 +202,28 @@ namespace {
 // The ok fits of a fit output file, and a thread-safe reader of their maps.
 class FitSource {
  public:
-  FitSource(const std::string& path, const render::FaceTemplate& tmpl) : reader_(path) {
+  explicit FitSource(const std::string& path) : reader_(path) {
     for (const char* field : {"/maps/shape", "/maps/albedo"}) {
       if (!reader_.Has(field)) {
         throw InputError(path, std::string("has no ") + field + " (fit with --outputs including shape,albedo)");
       }
     }
-    const auto& sizes = reader_.layout().sizes;
-    if (sizes.uv_rows != tmpl.topology.mask.size(0) || sizes.uv_cols != tmpl.topology.mask.size(1)) {
-      throw InputError(path, "UV size mismatch with the template");
-    }
     for (int64_t i = 0; i < reader_.size(); ++i)
       if (reader_.status(i) == "ok") rows_.push_back(i);
     if (rows_.empty()) throw InputError(path, "has no fit with status ok");
+  }
+  /// The UV size of the fits' maps ("RxC"): the generator is built at it.
+  std::string Uv() const {
+    return fmt::format("{}x{}", reader_.layout().sizes.uv_rows, reader_.layout().sizes.uv_cols);
+  }
+  /// The generator's template at that size must be the fits' mesh.
+  void UseTemplate(const render::FaceTemplate& tmpl) {
+    if (reader_.layout().sizes.num_vertices != tmpl.topology.vertex_uv.size(0)) {
+      throw InputError(reader_.path(), fmt::format("fits have {} vertices but the default template at UV {} has {}: "
+                                                   "not fits of a model over facebatch's template",
+                                                   reader_.layout().sizes.num_vertices, Uv(),
+                                                   tmpl.topology.vertex_uv.size(0)));
+    }
     mask_ = tmpl.topology.mask;
   }
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
@@ -233,11 +242,6 @@ class FitSource {
   at::Tensor mask_;
 };
 
-int ShardUv(const std::string& path, bool rows) {
-  batch::ShardReader r(path);
-  return static_cast<int>(rows ? r.layout().sizes.uv_rows : r.layout().sizes.uv_cols);
-}
-
 }  // namespace
 
 std::string SynthSummary::ToString() const {
@@ -248,8 +252,10 @@ std::string SynthSummary::ToString() const {
 SynthSummary RunSynth(const SynthOptions& options) {
   options.Check();
   SynthOptions o = options;
+  std::unique_ptr<FitSource> fits;
   if (!o.from.empty()) {  // the fits fix the UV size
-    o.uv = fmt::format("{}x{}", ShardUv(o.from, true), ShardUv(o.from, false));
+    fits = std::make_unique<FitSource>(o.from);
+    o.uv = fits->Uv();
     o.expressions = 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -274,9 +280,8 @@ SynthSummary RunSynth(const SynthOptions& options) {
   fs::create_directories(root);
   if (celeba) fs::create_directories(root / "img_align_celeba");
   FaceGenerator gen(o.UvRows(), o.UvCols());
-  std::unique_ptr<FitSource> fits;
-  if (!o.from.empty()) {
-    fits = std::make_unique<FitSource>(o.from, gen.face_template());
+  if (fits) {
+    fits->UseTemplate(gen.face_template());
     if (o.count == 0) o.count = fits->size() * o.per_identity;
     log::Info("synth: re-rendering {} fitted faces of {} ({} images each)", fits->size(), o.from, o.per_identity);
   }
