@@ -1,7 +1,32 @@
+# One precompiled <torch/torch.h> for the whole build. A GCC precompiled header of
+# torch.h is about 540 MB; one per target made the build tree 11 GB, more than a
+# CI machine's free disk. Every target that wants it reuses the one of
+# facebatch_torch_pch, which is compiled with the same definitions (LibTorch's, fmt's,
+# NDEBUG of the build type) and as position-independent code, as the libraries are.
+# Executables are PIE by default on Debian; they compile with -fPIC so that GCC
+# accepts the shared header (a -fPIE/-fPIC mismatch makes it fall back to parsing
+# torch.h, which -Winvalid-pch would report).
+function(facebatch_add_torch_pch)
+  add_library(facebatch_torch_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/TorchPch.cpp)
+  target_link_libraries(facebatch_torch_pch PRIVATE ${TORCH_LIBRARIES} fmt::fmt)
+  target_precompile_headers(facebatch_torch_pch PRIVATE <torch/torch.h>)
+endfunction()
+
+function(facebatch_use_torch_pch _t)
+  target_precompile_headers(${_t} REUSE_FROM facebatch_torch_pch)
+  get_target_property(_type ${_t} TYPE)
+  if(_type STREQUAL "EXECUTABLE")
+    set_target_properties(${_t} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${_t} PRIVATE -fPIC)
+  endif()
+  target_compile_options(${_t} PRIVATE -Winvalid-pch)
+endfunction()
+
 # facebatch_module(NAME <m> [DEPS <modules...>] [LIBS <targets...>] [TORCH])
 # Builds lib/<m>/*.cpp into the static library facebatch_<m>. DEPS are other
 # facebatch modules (one-way: a module may only depend on modules built before
-# it), LIBS are external targets. TORCH adds LibTorch and a precompiled header.
+# it), LIBS are external targets. TORCH adds LibTorch and the shared precompiled
+# header (facebatch_use_torch_pch).
 function(facebatch_module)
   cmake_parse_arguments(M "TORCH" "NAME" "DEPS;LIBS" ${ARGN})
   file(GLOB _src CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
@@ -18,7 +43,7 @@ function(facebatch_module)
   target_link_libraries(${_t} PUBLIC ${M_LIBS})
   if(M_TORCH)
     target_link_libraries(${_t} PUBLIC ${TORCH_LIBRARIES})
-    target_precompile_headers(${_t} PRIVATE <torch/torch.h>)
+    facebatch_use_torch_pch(${_t})
   endif()
   target_compile_options(${_t} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   set_target_properties(${_t} PROPERTIES EXPORT_NAME ${M_NAME})
@@ -35,7 +60,7 @@ function(facebatch_tests)
   add_executable(${_t} ${_src})
   target_link_libraries(${_t} PRIVATE facebatch_test_support ${T_LIBS} GTest::gtest_main)
   if(T_TORCH)
-    target_precompile_headers(${_t} PRIVATE <torch/torch.h>)
+    facebatch_use_torch_pch(${_t})
   endif()
   target_compile_definitions(${_t} PRIVATE
     FACEBATCH_TEST_DATA="${PROJECT_SOURCE_DIR}/tests/data"
