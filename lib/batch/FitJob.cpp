@@ -445,7 +445,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
               std::vector<std::vector<std::array<double, 2>>> points(B);
               for (int64_t b = 0; b < B; ++b) {
                 const auto& crop = batch->items[b].crop;
-                cv::Mat rgb = io::BgrToRgbFloat(crop.image);
+                cv::Mat rgb = io::BgrToLinearRgb(crop.image);
                 images[b].copy_(torch::from_blob(rgb.data, {S, S, 3}, torch::kFloat32).permute({2, 0, 1}));
                 for (const auto& p : crop.landmarks.points) points[b].push_back({p.x, p.y});
               }

@@ -173,7 +173,7 @@ ShardLayout ShardLayout::Make(const LayoutSizes& s, const std::set<std::string>&
   add("/fit/final_loss", Kind::kFloat64, {}, "weighted total of the returned state");
   add("/fit/initial_terms", Kind::kFloat64, {T}, "unweighted terms (names: root attribute fit_terms)");
   add("/fit/final_terms", Kind::kFloat64, {T}, "unweighted terms of the returned state");
-  add("/metrics/photometric_l21", Kind::kFloat32, {}, "eq. 4 l2,1 error of I(S, A) over covered pixels");
+  add("/metrics/photometric_l21", Kind::kFloat32, {}, "Table 1 metric: eq. 4 l2,1 error of I(S, A) over covered pixels, on sRGB pixel values in [0, 1]");
   add("/metrics/landmark_error_px", Kind::kFloat32, {}, "mean landmark distance in original-image pixels");
   return l;
 }

@@ -223,7 +223,7 @@ class Runner {
       cv::Mat bgr = io::LoadImageBgr(s.path);
       const auto t1 = Clock::now();
       crops[b] = io::CropFace(bgr, s.item->landmarks, S);
-      cv::Mat rgb = io::BgrToRgbFloat(crops[b].image);
+      cv::Mat rgb = io::BgrToLinearRgb(crops[b].image);
       images[b].copy_(torch::from_blob(rgb.data, {S, S, 3}, torch::kFloat32).permute({2, 0, 1}));
       for (const auto& q : crops[b].landmarks.points) points[b].push_back({q.x, q.y});
       const auto t2 = Clock::now();

@@ -72,8 +72,6 @@ void EvalOptions::Check() const {
   if (manifests.empty()) throw UsageError("eval: --manifest is required");
   if (out.empty()) throw UsageError("eval: --out DIR is required");
   ParseShapeAlignment(shape_alignment);
-  if (render_encoding != "identity" && render_encoding != "srgb")
-    throw UsageError("eval: --render-encoding must be identity or srgb, got '" + render_encoding + "'");
   ParseProgressMode(progress);
   if (threads < 0) throw UsageError("eval: --threads must be >= 0");
 }
@@ -127,9 +125,9 @@ void SummariseImages(EvalSummary& s) {
 
 std::string EvalSummary::Table() const {
   std::ostringstream os;
-  os << fmt::format("facebatch eval: {} images ({} ok, {} failed); shape NME after {} alignment; render encoding {}\n",
+  os << fmt::format("facebatch eval: {} images ({} ok, {} failed); shape NME after {} alignment\n",
                     counts.count("images") ? counts.at("images") : 0, counts.count("ok") ? counts.at("ok") : 0,
-                    counts.count("failed") ? counts.at("failed") : 0, shape_alignment, render_encoding);
+                    counts.count("failed") ? counts.at("failed") : 0, shape_alignment);
   for (const auto& [k, v] : counts)
     if (k.rfind("failed:", 0) == 0) os << fmt::format("  {}: {}\n", k, v);
   os << fmt::format("{:<10} {:<6} {:>6} {:>10} {:>10} {:>10} {:>10}\n", "metric", "|yaw|", "count", "mean", "median",
@@ -170,7 +168,6 @@ void WriteEvalOutputs(EvalSummary& s, const std::string& dir) {
   j["format"] = kEvalFormat;
   j["schema_version"] = kEvalSchemaVersion;
   j["shape_alignment"] = s.shape_alignment;
-  j["render_encoding"] = s.render_encoding;
   j["yaw_bins"] = YawBins();
   j["counts"] = s.counts;
   for (const auto& [m, bins] : s.stats)
@@ -270,7 +267,6 @@ EvalSummary RunEval(const EvalOptions& o) {
 
   EvalSummary summary;
   summary.shape_alignment = ShapeAlignmentName(alignment);
-  summary.render_encoding = o.render_encoding;
   std::vector<std::unique_ptr<batch::ShardReader>> readers;
   int64_t total = 0;
   for (const auto& f : files) {
@@ -319,8 +315,7 @@ EvalSummary RunEval(const EvalOptions& o) {
           const auto source = mi->second.root.empty() ? item->image : (fs::path(mi->second.root) / item->image).string();
           auto r = RenderFit(topo, fit.shape, fit.albedo, fit.projection, fit.lighting, S);
           auto crop = LoadCrop(source, fit.crop_to_original, S);
-          const auto rendered = o.render_encoding == "srgb" ? LinearToSrgb(r.image) * r.mask : r.image;
-          e.l21 = L21Error(rendered, crop.unsqueeze(0), r.mask)[0].item<double>();
+          e.l21 = L21Error(r.image, crop.unsqueeze(0), r.mask)[0].item<double>();
           // landmarks in the original image: ground truth, else the manifest's 68 points
           at::Tensor target;
           if (gt) {

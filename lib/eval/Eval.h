@@ -36,11 +36,6 @@ struct EvalOptions {
   std::vector<std::string> ground_truth;
   std::string out;                        ///< --out DIR (required): per_image.csv, summary.json
   std::string shape_alignment = "similarity";  ///< --shape-alignment similarity|none
-  /// --render-encoding identity|srgb: how the rendered I(S, A) is compared with the crop.
-  /// identity (default): as rendered, the way fit and train compare it (their albedo lives in
-  /// the images' value space); srgb: the render is sRGB-encoded first, for fits whose albedo is
-  /// LINEAR like the synthetic ground truth (synth writes sRGB-encoded renders).
-  std::string render_encoding = "identity";
   int threads = 0;                        ///< --threads (0 = all cores)
   std::string progress = "auto";          ///< --progress auto|bar|log|none
   void Check() const;                     ///< throws UsageError
@@ -75,7 +70,6 @@ struct EvalSummary {
   std::map<std::string, int64_t> counts;  ///< "images", "ok", "failed", "failed:<code>"
   std::string csv_path, json_path;
   std::string shape_alignment;
-  std::string render_encoding = "identity";
   std::string Table() const;  ///< readable summary table (stdout)
 };
 

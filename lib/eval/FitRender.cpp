@@ -113,13 +113,8 @@ at::Tensor LoadCrop(const std::string& source, const cv::Matx23d& crop_to_origin
   cv::Mat crop;
   cv::warpAffine(bgr, crop, cv::Mat(io::InvertAffine(crop_to_original)), cv::Size(size, size), cv::INTER_LINEAR,
                  cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
-  cv::Mat rgb = io::BgrToRgbFloat(crop);
+  cv::Mat rgb = io::BgrToLinearRgb(crop);
   return torch::from_blob(rgb.data, {size, size, 3}, torch::kFloat32).permute({2, 0, 1}).contiguous().clone();
-}
-
-at::Tensor LinearToSrgb(const at::Tensor& linear) {
-  const auto v = linear.clamp(0, 1);
-  return torch::where(v <= 0.0031308, v * 12.92, 1.055 * v.clamp_min(1e-12).pow(1 / 2.4) - 0.055);
 }
 
 cv::Mat ToBgr8(const at::Tensor& rgb) {

@@ -67,11 +67,8 @@ render::RenderResult RenderShading(const ShardTopology& topology, const at::Tens
 
 /// The model's input crop again: the original image at `source` (io::LoadImageBgr)
 /// warped by the inverse of crop_to_original (bilinear, black outside; the same
-/// warp io::CropFace made) -> [3, S, S] float32 RGB in [0, 1]. Throws io::ItemError.
+/// warp io::CropFace made) -> [3, S, S] float32 linear RGB in [0, 1] (io::BgrToLinearRgb). Throws io::ItemError.
 at::Tensor LoadCrop(const std::string& source, const cv::Matx23d& crop_to_original, int size);
-
-/// The sRGB transfer function (IEC 61966-2-1) of linear values in [0, 1] (clamped), any shape.
-at::Tensor LinearToSrgb(const at::Tensor& linear);
 
 /// [3, H, W] float RGB in [0, 1] -> 8-bit BGR (for PNG writing).
 cv::Mat ToBgr8(const at::Tensor& rgb);

@@ -45,7 +45,7 @@ at::Tensor L21Error(const at::Tensor& rendered, const at::Tensor& input, const a
   CheckDims("L21Error", "rendered", rendered, {-1, 3, -1, -1});
   CheckDims("L21Error", "mask", mask, {rendered.size(0), 1, rendered.size(2), rendered.size(3)});
   const auto r = Cpu64(rendered);
-  const auto per_image = fit::PhotometricLoss(r, Cpu64(input), Cpu64(mask) > 0).per_image;  // eq. 4
+  const auto per_image = fit::ImageL21(r, Cpu64(input), Cpu64(mask) > 0).per_image;  // eq. 4 on sRGB values
   const auto covered = (Cpu64(mask) > 0).flatten(1).any(1);
   return torch::where(covered, per_image, torch::full_like(per_image, kNaN));
 }

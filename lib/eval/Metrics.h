@@ -27,9 +27,9 @@ constexpr int kOuterEyeRight68 = 45;  ///< image-right eye, outer corner
 
 /// Table 1's reconstruction error (eq. 4's l2,1 norm, images in [0, 1]): per
 /// image, the mean over the pixels q covered by the rendered face mask of the
-/// l2 norm of the RGB difference, (1/|V|) sum_q ||rendered(q) - input(q)||_2.
-/// Computed by fit::PhotometricLoss (one implementation of eq. 4); here an
-/// image with no covered pixel gives NaN instead of 0.
+/// l2 norm of the RGB difference, (1/|V|) sum_q ||rendered(q) - input(q)||_2,
+/// on sRGB-encoded values. Computed by fit::ImageL21 (rendered and input are
+/// linear RGB); here an image with no covered pixel gives NaN instead of 0.
 /// rendered, input: [B, 3, H, W]; mask: [B, 1, H, W] (bool or 0/1 float).
 at::Tensor L21Error(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& mask);
 

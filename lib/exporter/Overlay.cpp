@@ -9,6 +9,7 @@
 #include "core/Error.h"
 #include "exporter/Mesh.h"
 #include "exporter/Preview.h"
+#include "render/Colour.h"
 #include "render/Render.h"
 
 namespace facebatch::exporter {
@@ -40,7 +41,7 @@ cv::Mat MakeOverlay(const render::FaceTopology& topology, const OverlayInput& in
   auto r = render::Render(topology, shape, albedo, M, L, S, S);
   // Linear -> sRGB BGR, plus coverage as alpha.
   cv::Mat render_img;
-  LinearRgbToSrgbBgr8(r.image[0]).convertTo(render_img, CV_32FC3);
+  render::LinearRgbToSrgbBgr8(r.image[0]).convertTo(render_img, CV_32FC3);
   auto cov = r.mask[0][0].contiguous();
   cv::Mat coverage(S, S, CV_32F, cov.data_ptr<float>());
   cv::Matx23d Ad;

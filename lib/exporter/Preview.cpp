@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/Error.h"
+#include "render/Colour.h"
 #include "render/Lighting.h"
 #include "render/Render.h"
 
@@ -43,7 +44,7 @@ cv::Mat RenderMeshFile(const std::string& path, int size, bool y_down) {
   tex_bgr.convertTo(tex_f, CV_32FC3, 1 / 255.0);
   cv::remap(tex_f, sampled, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_REPLICATE);  // N x 1, BGR sRGB
   auto srgb = torch::from_blob(sampled.data, {N, 3}, torch::kFloat).flip(1).clone();
-  auto albedo = torch::where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055).pow(2.4));
+  auto albedo = render::SrgbToLinear(srgb);
   std::vector<int64_t> faces;
   faces.reserve(3 * size_t(m->mNumFaces));
   for (unsigned f = 0; f < m->mNumFaces; ++f) {
@@ -63,14 +64,7 @@ cv::Mat RenderMeshFile(const std::string& path, int size, bool y_down) {
   auto r = render::RenderMesh(tris, verts.unsqueeze(0), albedo.unsqueeze(0), M, L, size, size);
   // Grey background: linear 0.214 is sRGB 0.5.
   auto pic = torch::where(r.mask[0] > 0, r.image[0], torch::full_like(r.image[0], 0.214));
-  return LinearRgbToSrgbBgr8(pic);
-}
-
-cv::Mat LinearRgbToSrgbBgr8(const at::Tensor& rgb) {
-  auto lin = rgb.detach().to(torch::kFloat).clamp(0, 1);
-  auto srgb = torch::where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.pow(1 / 2.4) - 0.055);
-  auto bgr = (srgb.flip(0).permute({1, 2, 0}) * 255 + 0.5).clamp(0, 255).to(torch::kByte).contiguous();
-  return cv::Mat(static_cast<int>(bgr.size(0)), static_cast<int>(bgr.size(1)), CV_8UC3, bgr.data_ptr<uint8_t>()).clone();
+  return render::LinearRgbToSrgbBgr8(pic);
 }
 
 }  // namespace facebatch::exporter

@@ -20,7 +20,5 @@ namespace facebatch::exporter {
 /// model space (y up, z towards the camera). InputError naming the file on failure.
 cv::Mat RenderMeshFile(const std::string& path, int size = 512, bool y_down = false);
 
-/// Linear RGB [3, H, W] (clamped to [0, 1]) -> 8-bit sRGB BGR picture (OpenCV order).
-cv::Mat LinearRgbToSrgbBgr8(const at::Tensor& rgb);
 
 }  // namespace facebatch::exporter

@@ -310,7 +310,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   auto albedo_vertices = render::VerticesFromUVMap(topo, r.albedo.value);
   auto rr = render::Render(topo, r.shape_vertices, albedo_vertices, r.projection, r.lighting, S, S);
   r.screen_vertices = rr.screen;
-  r.photometric = PhotometricLoss(rr.image, images, rr.mask).per_image.cpu();
+  r.photometric = ImageL21(rr.image, images, rr.mask).per_image.cpu();
   auto projected = ProjectPoints(r.projection, ModelLandmarks(topo, r.shape_vertices));
   auto dist = (projected - landmarks).norm(2, 2);
   auto wsum = lm_weights.sum(1);

@@ -2,6 +2,7 @@
 
 #include "core/Error.h"
 #include "fit/TensorChecks.h"
+#include "render/Colour.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -60,6 +61,10 @@ LossResult PhotometricLoss(const at::Tensor& rendered, const at::Tensor& input,
   const auto num = (w * dist).sum({1, 2});
   const auto den = w.sum({1, 2});
   return Result(torch::where(den > 0, num / den.clamp_min(1e-12), torch::zeros_like(num)));
+}
+
+LossResult ImageL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& coverage) {
+  return PhotometricLoss(render::LinearToSrgb(rendered), render::LinearToSrgb(input), coverage);
 }
 
 // ---------------------------------------------------------------------------

@@ -58,6 +58,13 @@ struct LossResult {
 LossResult PhotometricLoss(const at::Tensor& rendered, const at::Tensor& input,
                            const at::Tensor& coverage);
 
+/// The paper's Table 1 metric: eq. 4's l2,1 distance measured on the images'
+/// own [0, 1] pixel values. `rendered` and `input` are linear RGB (the model's
+/// convention, core/Colour.h); both are sRGB-encoded, then PhotometricLoss.
+/// Used for every reported reconstruction error (fit records, eval, training
+/// metrics, eval-model), so that they are comparable with one another.
+LossResult ImageL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& coverage);
+
 /// Feature distance of the perceptual loss.
 enum class FeatureDistance {
   kL2,      ///< eq. 5: ||phi_j(a) - phi_j(b)||_2^2 / (W_j H_j C_j)

@@ -30,7 +30,7 @@ cv::Matx23d InvertAffine(const cv::Matx23d& m);
 Point2 Apply(const cv::Matx23d& m, const Point2& p);
 
 struct Crop {
-  cv::Mat image;                 ///< size x size, 8-bit BGR (io::BgrToRgbFloat for the model)
+  cv::Mat image;                 ///< size x size, 8-bit BGR (io::BgrToLinearRgb for the model)
   Landmarks landmarks;           ///< the item's landmarks in crop coordinates
   cv::Matx23d original_to_crop;  ///< T
   cv::Matx23d crop_to_original;  ///< T^-1 (puts crop-space results back into the image)

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <vector>
 
+#include "core/Colour.h"
+#include "core/Error.h"
 #include "io/Item.h"
 
 namespace facebatch::io {
@@ -118,10 +120,16 @@ cv::Mat LoadImageBgr(const std::string& path, int64_t max_pixels) {
   return out;
 }
 
-cv::Mat BgrToRgbFloat(const cv::Mat& bgr) {
+cv::Mat BgrToLinearRgb(const cv::Mat& bgr) {
+  if (bgr.type() != CV_8UC3) throw Error("BgrToLinearRgb: need an 8-bit 3-channel image");
+  static const cv::Mat lut = [] {
+    cv::Mat t(1, 256, CV_32F);
+    for (int i = 0; i < 256; ++i) t.at<float>(i) = static_cast<float>(SrgbToLinear(i / 255.0));
+    return t;
+  }();
   cv::Mat rgb, f;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  rgb.convertTo(f, CV_32F, 1.0 / 255.0);
+  cv::LUT(rgb, lut, f);  // one table for all channels; the result has the table's depth (float32)
   return f;
 }
 

@@ -40,7 +40,9 @@ std::optional<ImageHeader> PeekImageHeader(const std::string& path);
 /// kCorruptImage (cannot be decoded), kImageTooLarge (width*height > max_pixels).
 cv::Mat LoadImageBgr(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
 
-/// 8-bit BGR -> float32 RGB in [0, 1] (the model's input convention).
-cv::Mat BgrToRgbFloat(const cv::Mat& bgr);
+/// 8-bit sRGB-encoded BGR -> float32 LINEAR RGB in [0, 1], the model's input
+/// convention (core/Colour.h): renders are linear, so pixels are decoded before
+/// they are compared with them.
+cv::Mat BgrToLinearRgb(const cv::Mat& bgr);
 
 }  // namespace facebatch::io

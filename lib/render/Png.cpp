@@ -1,5 +1,7 @@
 #include "render/Png.h"
 
+#include "render/Colour.h"
+
 #include <torch/torch.h>
 #include <zlib.h>
 
@@ -30,7 +32,7 @@ void WritePng(const std::string& path, const at::Tensor& image_in, bool srgb) {
   if (!image_in.defined() || image_in.dim() != 3 || image_in.size(0) != 3)
     throw Error("render::WritePng: image must be [3, H, W]");
   auto img = image_in.detach().to(at::kCPU, at::kFloat).clamp(0, 1);
-  if (srgb) img = torch::where(img <= 0.0031308, img * 12.92, 1.055 * img.pow(1 / 2.4) - 0.055);
+  if (srgb) img = LinearToSrgb(img);
   auto bytes = (img * 255 + 0.5).clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
   const int64_t H = bytes.size(0), W = bytes.size(1);
   std::vector<unsigned char> raw;

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <functional>
 
+#include "core/Colour.h"
 #include "core/Error.h"
 #include "io/Landmarks.h"
+#include "render/Colour.h"
 #include "render/Lighting.h"
 #include "render/Projection.h"
 #include "render/Render.h"
@@ -63,23 +65,6 @@ uint64_t ItemSeed(uint64_t seed, uint64_t stream, uint64_t index) {
     z ^= z >> 31;
   }
   return z;
-}
-
-cv::Mat LinearToBgr8(const at::Tensor& rgb) {
-  auto t = rgb.detach().to(torch::kFloat).clamp(0, 1).contiguous();
-  const int H = int(t.size(1)), W = int(t.size(2));
-  auto a = t.accessor<float, 3>();
-  cv::Mat out(H, W, CV_8UC3);
-  for (int y = 0; y < H; ++y)
-    for (int x = 0; x < W; ++x) {
-      cv::Vec3b& o = out.at<cv::Vec3b>(y, x);
-      for (int c = 0; c < 3; ++c) {
-        double v = a[c][y][x];
-        v = v <= 0.0031308 ? 12.92 * v : 1.055 * std::pow(v, 1 / 2.4) - 0.055;
-        o[2 - c] = cv::saturate_cast<uchar>(v * 255.0);
-      }
-    }
-  return out;
 }
 
 struct FaceGenerator::Impl {
@@ -462,9 +447,7 @@ cv::Scalar LitColour(const std::array<float, 3>& rgb, const at::Tensor& L, doubl
   double out[3];
   for (int c = 0; c < 3; ++c) {
     const double shade = (L.slice(0, 9 * c, 9 * c + 9) * basis).sum().item<float>();
-    double v = std::clamp(rgb[c] * shade * k, 0.0, 1.0);
-    v = v <= 0.0031308 ? 12.92 * v : 1.055 * std::pow(v, 1 / 2.4) - 0.055;
-    out[c] = 255 * v;
+    out[c] = 255 * LinearToSrgb(rgb[c] * shade * k);
   }
   return cv::Scalar(out[2], out[1], out[0]);
 }
@@ -574,7 +557,7 @@ SynthFace FaceGenerator::Render(const Identity& id, const at::Tensor& M, const P
   auto av = render::VerticesFromUVMap(topo, f.albedo_uv.unsqueeze(0));
   torch::NoGradGuard ng;
   auto res = render::Render(topo, sv, av, f.M.unsqueeze(0), f.L.unsqueeze(0), H, W);
-  cv::Mat face = LinearToBgr8(res.image[0]);
+  cv::Mat face = render::LinearRgbToSrgbBgr8(res.image[0]);
   auto mk = (res.mask[0][0] > 0.5).to(torch::kUInt8).mul(255).contiguous();
   f.coverage = cv::Mat(H, W, CV_8U, mk.data_ptr<uint8_t>()).clone();
   cv::Mat bg = RandomBackground(rng, W, H);

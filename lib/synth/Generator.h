@@ -122,7 +122,5 @@ double Normal(std::mt19937_64& rng);
 /// A well-mixed 64-bit seed for item `index` of a run seeded `seed` (SplitMix64).
 uint64_t ItemSeed(uint64_t seed, uint64_t stream, uint64_t index);
 
-/// Linear RGB [3, H, W] float in [0, 1] -> 8-bit BGR sRGB.
-cv::Mat LinearToBgr8(const at::Tensor& rgb);
 
 }  // namespace facebatch::synth

@@ -61,7 +61,7 @@ Sample Dataset::Load(int64_t i) const {
   s.id = item.id;
   cv::Mat bgr = io::LoadImageBgr((fs::path(root_) / item.image).string());
   io::Crop crop = io::CropFace(bgr, item.landmarks, image_size_);
-  cv::Mat rgb = io::BgrToRgbFloat(crop.image);
+  cv::Mat rgb = io::BgrToLinearRgb(crop.image);
   if (!rgb.isContinuous()) rgb = rgb.clone();
   s.image = torch::from_blob(rgb.data, {image_size_, image_size_, 3}, torch::kFloat).permute({2, 0, 1}).clone();
   std::vector<float> pts;

@@ -117,8 +117,8 @@ void ModelEvalOptions::Check() const {
 // --- metrics -------------------------------------------------------------------
 
 at::Tensor ReconstructionL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& visible) {
-  // Table 1's metric is eq. 4 itself: one implementation (fit::PhotometricLoss).
-  auto l21 = fit::PhotometricLoss(rendered, input, visible).per_image.to(torch::kDouble);
+  // Table 1's metric: eq. 4 on the sRGB pixel values (one implementation, fit::ImageL21).
+  auto l21 = fit::ImageL21(rendered, input, visible).per_image.to(torch::kDouble);
   // No visible pixel: undefined (NaN), not a perfect 0.
   auto covered = visible.flatten(1).to(torch::kDouble).sum(1).gt(0);
   return torch::where(covered, l21, torch::full_like(l21, kNaN));

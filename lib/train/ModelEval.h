@@ -87,7 +87,8 @@ struct ModelEvalOptions {
 
 // --- metrics (per image, [B] float64 on the inputs' device) -------------------
 
-/// Table 1 / eq. 4: mean l2,1 RGB distance over the visible pixels
+/// Table 1 / eq. 4: mean l2,1 RGB distance over the visible pixels, on sRGB values
+/// of the linear `rendered` and `input` (fit::ImageL21)
 /// (`visible` [B, 1, H, W] bool or float weights); NaN where none is visible.
 at::Tensor ReconstructionL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& visible);
 /// 3D distance between the outer eye corners (iBUG 36, 45) of `vertices` [B, N, 3].

@@ -249,7 +249,7 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
   if (metrics) {
     torch::NoGradGuard no_grad;
     auto r = render_fn(S.value, A.value);
-    terms.Add("metric_l21", 0.0, fit::PhotometricLoss(r.image, batch.images, r.coverage));
+    terms.Add("metric_l21", 0.0, fit::ImageL21(r.image, batch.images, r.coverage));
     terms.Add("metric_shape_l1", 0.0, fit::ResidualMagnitudeLoss(S.value, batch.shape_uv, mask).per_image * has_gt);
   }
   return terms;

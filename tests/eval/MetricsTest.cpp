@@ -6,6 +6,7 @@
 
 #include "core/Error.h"
 #include "eval/Metrics.h"
+#include "render/Colour.h"
 
 namespace facebatch::eval {
 namespace {
@@ -23,7 +24,9 @@ TEST(L21Error, MeanOfRgbNormsOverMaskedPixels) {
   mask[0][0][0][0] = 1;
   mask[0][0][0][1] = 1;
   mask[0][0][1][1] = 1;
-  // image 1: nothing covered -> NaN (not 0).
+  // image 1: nothing covered -> NaN (not 0). The values above are sRGB (the metric's
+  // space); L21Error takes linear RGB, as renders and decoded crops are.
+  input = render::SrgbToLinear(input);
   auto e = L21Error(rendered, input, mask);
   ASSERT_EQ(e.sizes(), (std::vector<int64_t>{2}));
   EXPECT_NEAR(e[0].item<double>(), 0.5, 1e-7);

@@ -21,6 +21,7 @@
 #include "io/Index.h"
 #include "io/Manifest.h"
 #include "model/FaceModel.h"
+#include "render/Colour.h"
 #include "render/Render.h"
 #include "render/Template.h"
 #include "synth/GroundTruth.h"
@@ -112,14 +113,14 @@ ModelEvalOptions Options(const std::string& kind, const std::string& out) {
 TEST(ModelEvalMetrics, HandValuesAndTheExactCase) {
   const auto& topo = Shared().tmpl.topology;
   torch::manual_seed(1);
-  // l2,1 by hand: +0.1 on every channel of the visible pixels -> 0.1 * sqrt(3);
-  // invisible pixels do not count; no visible pixel -> NaN.
-  auto input = torch::rand({2, 3, 8, 8}, torch::TensorOptions().dtype(torch::kFloat));
+  // l2,1 by hand, on sRGB values: +0.1 on every channel of the visible pixels -> 0.1 * sqrt(3);
+  // invisible pixels do not count; no visible pixel -> NaN. The inputs are linear.
+  auto input = 0.8 * torch::rand({2, 3, 8, 8}, torch::TensorOptions().dtype(torch::kFloat));
   auto visible = torch::zeros({2, 1, 8, 8});
   visible.slice(2, 2, 5).fill_(1);
   auto rendered = input + 0.1 * visible - 0.7 * (1 - visible);
   visible[1].zero_();
-  auto l21 = ReconstructionL21(rendered, input, visible);
+  auto l21 = ReconstructionL21(render::SrgbToLinear(rendered), render::SrgbToLinear(input), visible);
   EXPECT_NEAR(l21[0].item<double>(), 0.1 * std::sqrt(3.0), 1e-6);
   EXPECT_TRUE(std::isnan(l21[1].item<double>()));
 

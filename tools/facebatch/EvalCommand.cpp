@@ -26,9 +26,6 @@ int RunEvalCommand(int argc, char** argv) {
       ("out", po::value(&o.out), "output directory (required)")
       ("shape-alignment", po::value(&o.shape_alignment)->default_value(o.shape_alignment),
        "similarity or none: alignment of the fitted shape to the ground truth before the shape NME")
-      ("render-encoding", po::value(&o.render_encoding)->default_value(o.render_encoding),
-       "identity (compare the render as fit does) or srgb (sRGB-encode it first: fits with linear albedo, "
-       "e.g. the synthetic ground truth)")
       ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0: all cores)")
       ("progress", po::value(&o.progress)->default_value(o.progress), "auto, bar, log or none");
   p.Positional("input", -1);
