@@ -3,10 +3,16 @@
 #include <assimp/Exporter.hpp>
 #include <assimp/material.h>
 #include <assimp/scene.h>
+#include <assimp/texture.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "batch/ShardReader.h"
@@ -57,6 +63,25 @@ void WriteMesh(const std::string& path, const std::string& format, const MeshDat
   aiString name("face");
   mat->AddProperty(&name, AI_MATKEY_NAME);
   aiString tex(texture);
+  if (format == "glb") {
+    // GLB is meant to be one self-contained file: the PNG goes into its binary chunk as an
+    // embedded texture ("*0"; glTF images[0] with a bufferView and mimeType image/png).
+    const auto file = std::filesystem::path(path).parent_path() / texture;
+    std::ifstream in(file, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw InputError(file.string(), "cannot read the texture to embed in " + path);
+    if (bytes.empty()) throw InputError(file.string(), "the texture to embed in " + path + " is empty or missing");
+    auto* t = new aiTexture;
+    t->mWidth = static_cast<unsigned int>(bytes.size());  // mHeight 0: compressed data of mWidth bytes
+    t->mHeight = 0;
+    std::snprintf(t->achFormatHint, sizeof(t->achFormatHint), "png");
+    t->pcData = new aiTexel[(bytes.size() + sizeof(aiTexel) - 1) / sizeof(aiTexel)];  // freed by ~aiTexture
+    std::memcpy(t->pcData, bytes.data(), bytes.size());
+    t->mFilename = aiString(texture);
+    scene->mNumTextures = 1;
+    scene->mTextures = new aiTexture*[1]{t};
+    tex = aiString("*0");
+  }
   mat->AddProperty(&tex, AI_MATKEY_TEXTURE_DIFFUSE(0));
   mat->AddProperty(&tex, AI_MATKEY_TEXTURE(aiTextureType_BASE_COLOR, 0));
   aiColor3D white(1, 1, 1);

@@ -56,7 +56,9 @@ MeshData MakeMesh(const render::FaceTopology& topology, const at::Tensor& positi
 /// Writes `mesh` as `format` (obj: OBJ + MTL beside it; ply: binary PLY with a
 /// `comment TextureFile`; glb: binary glTF 2.0) through Assimp's exporter, with
 /// one material named "face" whose diffuse (and glTF base colour) texture is
-/// `texture` (a path relative to the mesh file). InputError naming `path` on failure.
+/// `texture` (a path relative to the mesh file; for glb the file, which must exist, is
+/// embedded in the binary chunk as images[0] with mimeType image/png, Assimp's "*0").
+/// InputError naming `path` on failure.
 void WriteMesh(const std::string& path, const std::string& format, const MeshData& mesh, const std::string& texture);
 
 /// Writes an albedo map [3, U, V] (linear RGB) as the 8-bit sRGB texture PNG

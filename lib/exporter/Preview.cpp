@@ -27,8 +27,17 @@ cv::Mat RenderMeshFile(const std::string& path, int size, bool y_down) {
   aiString tex;
   if (scene->mMaterials[m->mMaterialIndex]->GetTexture(aiTextureType_DIFFUSE, 0, &tex) != AI_SUCCESS)
     throw InputError(path, "the mesh's material has no diffuse texture");
-  const std::string tex_path = (std::filesystem::path(path).parent_path() / tex.C_Str()).string();
-  cv::Mat tex_bgr = cv::imread(tex_path, cv::IMREAD_COLOR);
+  cv::Mat tex_bgr;
+  std::string tex_path;
+  if (const aiTexture* embedded = scene->GetEmbeddedTexture(tex.C_Str())) {  // GLB: "*0"
+    tex_path = path + " (embedded texture " + tex.C_Str() + ")";
+    if (embedded->mHeight != 0) throw InputError(tex_path, "uncompressed embedded textures are not supported");
+    const cv::Mat bytes(1, static_cast<int>(embedded->mWidth), CV_8U, embedded->pcData);
+    tex_bgr = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  } else {
+    tex_path = (std::filesystem::path(path).parent_path() / tex.C_Str()).string();
+    tex_bgr = cv::imread(tex_path, cv::IMREAD_COLOR);
+  }
   if (tex_bgr.empty()) throw InputError(tex_path, "cannot read the texture (referenced by " + path + ")");
 
   const int64_t N = m->mNumVertices;

@@ -135,9 +135,18 @@ TEST_F(Export, MeshesReimportWithTopologyCountsUVsNormalsAndTexture) {
       }
       aiString tex;
       ASSERT_EQ(sc->mMaterials[m->mMaterialIndex]->GetTexture(aiTextureType_DIFFUSE, 0, &tex), AI_SUCCESS);
-      const fs::path tex_path = Out(kind) / tex.C_Str();
-      ASSERT_TRUE(fs::exists(tex_path)) << tex_path;
-      cv::Mat img = cv::imread(tex_path.string(), cv::IMREAD_UNCHANGED);
+      cv::Mat img;
+      if (kind == "glb") {  // embedded in the GLB (Assimp's "*0"), a PNG
+        const aiTexture* t = sc->GetEmbeddedTexture(tex.C_Str());
+        ASSERT_NE(t, nullptr) << tex.C_Str();
+        EXPECT_EQ(t->mHeight, 0u);
+        EXPECT_STREQ(t->achFormatHint, "png");
+        img = cv::imdecode(cv::Mat(1, int(t->mWidth), CV_8U, t->pcData), cv::IMREAD_UNCHANGED);
+      } else {
+        const fs::path tex_path = Out(kind) / tex.C_Str();
+        ASSERT_TRUE(fs::exists(tex_path)) << tex_path;
+        img = cv::imread(tex_path.string(), cv::IMREAD_UNCHANGED);
+      }
       EXPECT_EQ(img.cols, sz.uv_cols);
       EXPECT_EQ(img.rows, sz.uv_rows);
     }
@@ -236,28 +245,32 @@ TEST(ExportTexture, LipAndEyeVerticesLandOnTheirTexelsInObjAndRawGltf) {
           << kind << " landmark " << i;
     }
   }
-  // The OBJ rendered back (export preview): the mouth (red) is below the eyes (blue).
-  ExportOptions p;
-  p.kind = "preview";
-  p.inputs = {(dir / "obj" / "synthetic_face.obj").string()};
-  p.out = (dir / "preview").string();
-  p.preview_size = 128;
-  p.progress = "none";
-  ASSERT_EQ(RunExport(p).exported, 1);
-  cv::Mat pic = cv::imread((dir / "preview" / "synthetic_face.obj.preview.png").string());
-  ASSERT_EQ(pic.rows, 128);
-  ASSERT_EQ(pic.cols, 128);
-  double red_rows = 0, blue_rows = 0;
-  int red = 0, blue = 0;
-  for (int r = 0; r < pic.rows; ++r)
-    for (int c = 0; c < pic.cols; ++c) {
-      const auto px = pic.at<cv::Vec3b>(r, c);
-      if (px[2] > px[1] + 40 && px[2] > px[0] + 40) red_rows += r, ++red;
-      if (px[0] > px[1] + 40 && px[0] > px[2] + 40) blue_rows += r, ++blue;
-    }
-  ASSERT_GT(red, 0);
-  ASSERT_GT(blue, 0);
-  EXPECT_GT(red_rows / red, blue_rows / blue + 10);
+  // The OBJ and the GLB (embedded texture) rendered back (export preview): the mouth (red)
+  // is below the eyes (blue).
+  for (const std::string kind : {"obj", "glb"}) {
+    SCOPED_TRACE(kind);
+    ExportOptions p;
+    p.kind = "preview";
+    p.inputs = {(dir / kind / ("synthetic_face." + kind)).string()};
+    p.out = (dir / ("preview-" + kind)).string();
+    p.preview_size = 128;
+    p.progress = "none";
+    ASSERT_EQ(RunExport(p).exported, 1);
+    cv::Mat pic = cv::imread((dir / ("preview-" + kind) / ("synthetic_face." + kind + ".preview.png")).string());
+    ASSERT_EQ(pic.rows, 128);
+    ASSERT_EQ(pic.cols, 128);
+    double red_rows = 0, blue_rows = 0;
+    int red = 0, blue = 0;
+    for (int r = 0; r < pic.rows; ++r)
+      for (int c = 0; c < pic.cols; ++c) {
+        const auto px = pic.at<cv::Vec3b>(r, c);
+        if (px[2] > px[1] + 40 && px[2] > px[0] + 40) red_rows += r, ++red;
+        if (px[0] > px[1] + 40 && px[0] > px[2] + 40) blue_rows += r, ++blue;
+      }
+    ASSERT_GT(red, 0);
+    ASSERT_GT(blue, 0);
+    EXPECT_GT(red_rows / red, blue_rows / blue + 10);
+  }
   // The raw glTF (not through Assimp): TEXCOORD_0 uses glTF's convention, v DOWN (row = v * H - 0.5).
   const std::string glb = ReadFile(dir / "glb" / "synthetic_face.glb");
   ASSERT_EQ(glb.substr(0, 4), "glTF");
@@ -278,9 +291,16 @@ TEST(ExportTexture, LipAndEyeVerticesLandOnTheirTexelsInObjAndRawGltf) {
   auto tc = accessor(attrs["TEXCOORD_0"].get<int>(), 2);
   const auto& mat = gltf["materials"][gltf["meshes"][0]["primitives"][0]["material"].get<int>()];
   const int tex_index = mat["pbrMetallicRoughness"]["baseColorTexture"]["index"];
-  const std::string uri = gltf["images"][gltf["textures"][tex_index]["source"].get<int>()]["uri"];
-  cv::Mat tex = cv::imread((dir / "glb" / uri).string());
-  ASSERT_FALSE(tex.empty()) << uri;
+  // The texture is embedded (a self-contained GLB): an image with a bufferView, no uri.
+  const auto& image = gltf["images"][gltf["textures"][tex_index]["source"].get<int>()];
+  EXPECT_FALSE(image.contains("uri")) << image.dump();
+  ASSERT_TRUE(image.contains("bufferView")) << image.dump();
+  EXPECT_EQ(image.value("mimeType", ""), "image/png");
+  const auto& image_view = gltf["bufferViews"][image["bufferView"].get<int>()];
+  const std::string png = glb.substr(bin + image_view.value("byteOffset", 0), image_view["byteLength"].get<size_t>());
+  cv::Mat tex = cv::imdecode(cv::Mat(1, static_cast<int>(png.size()), CV_8U, const_cast<char*>(png.data())), cv::IMREAD_COLOR);
+  ASSERT_FALSE(tex.empty());
+  EXPECT_TRUE(ReadFile(dir / "glb" / "synthetic_face.albedo.png") == png);  // the PNG beside it, byte for byte
   for (int i = 36; i < 60; ++i) {
     size_t best = 0;
     double best_d = 1e30;
