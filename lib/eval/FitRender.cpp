@@ -117,13 +117,6 @@ at::Tensor LoadCrop(const std::string& source, const cv::Matx23d& crop_to_origin
   return torch::from_blob(rgb.data, {size, size, 3}, torch::kFloat32).permute({2, 0, 1}).contiguous().clone();
 }
 
-cv::Mat ToBgr8(const at::Tensor& rgb) {
-  auto t = rgb.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round().to(torch::kUInt8);
-  t = t.permute({1, 2, 0}).flip({2}).contiguous();  // RGB -> BGR, HWC
-  cv::Mat m(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr<uint8_t>());
-  return m.clone();
-}
-
 at::Tensor ResampleUV(const at::Tensor& uv_maps, int rows, int cols) {
   if (uv_maps.size(2) == rows && uv_maps.size(3) == cols) return uv_maps;
   namespace F = torch::nn::functional;

@@ -70,9 +70,6 @@ render::RenderResult RenderShading(const ShardTopology& topology, const at::Tens
 /// warp io::CropFace made) -> [3, S, S] float32 linear RGB in [0, 1] (io::BgrToLinearRgb). Throws io::ItemError.
 at::Tensor LoadCrop(const std::string& source, const cv::Matx23d& crop_to_original, int size);
 
-/// [3, H, W] float RGB in [0, 1] -> 8-bit BGR (for PNG writing).
-cv::Mat ToBgr8(const at::Tensor& rgb);
-
 /// Bilinear resampling of UV maps [B, C, U, V] to [B, C, rows, cols] in the UV
 /// parameterisation (pixel centres at (c + 0.5) / V: align_corners = false);
 /// the identity when the size is the same.

@@ -23,6 +23,7 @@
 #include "eval/Eval.h"
 #include "eval/FitRender.h"
 #include "eval/Metrics.h"
+#include "render/Colour.h"
 
 namespace facebatch::eval {
 namespace fs = std::filesystem;
@@ -146,7 +147,8 @@ class Panels {
   std::string Img(const std::string& name, const at::Tensor& rgb, const std::string& alt) {
     const auto file = name + ".png";
     const auto path = (dir_ / file).string();
-    if (!cv::imwrite(path, ToBgr8(rgb))) throw InputError(path, "cannot write the image");
+    // Every panel is linear RGB (crop, renders, albedo): sRGB-encoded for display.
+    if (!cv::imwrite(path, render::LinearRgbToSrgbBgr8(rgb))) throw InputError(path, "cannot write the image");
     ++pngs_;
     return fmt::format(R"(<td><img src="{}/{}" alt="{}" title="{}"></td>)", Esc(rel_), Esc(file), Esc(alt), Esc(alt));
   }

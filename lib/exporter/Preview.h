@@ -20,5 +20,4 @@ namespace facebatch::exporter {
 /// model space (y up, z towards the camera). InputError naming the file on failure.
 cv::Mat RenderMeshFile(const std::string& path, int size = 512, bool y_down = false);
 
-
 }  // namespace facebatch::exporter

@@ -122,5 +122,4 @@ double Normal(std::mt19937_64& rng);
 /// A well-mixed 64-bit seed for item `index` of a run seeded `seed` (SplitMix64).
 uint64_t ItemSeed(uint64_t seed, uint64_t stream, uint64_t index);
 
-
 }  // namespace facebatch::synth

@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "TestSupport.h"
 #include "batch/ShardFile.h"
@@ -254,6 +257,21 @@ TEST_F(EvalOnGroundTruth, ReportGroupsFailuresAndFallsBackToTheFitsOwnMetrics) {
   EXPECT_NE(html.find(">diverged<"), std::string::npos);
   EXPECT_NE(html.find("steps = 0"), std::string::npos);                 // the fit configuration
   EXPECT_NE(html.find("page_files/sheet000_input.png"), std::string::npos);
+  // The input panel shows the image as it is: the model's linear crop sRGB-encoded back gives
+  // the 8-bit crop of one of the items (up to the decode/encode rounding).
+  {
+    const cv::Mat panel = cv::imread((fs::path(s.files_dir) / "sheet000_input.png").string(), cv::IMREAD_COLOR);
+    ASSERT_FALSE(panel.empty());
+    double best = 1e9;
+    for (const auto* item : c.m.OkItems()) {
+      const auto source = (fs::path(c.m.header.root) / item->image).string();
+      const auto crop = io::CropFace(io::LoadImageBgr(source), item->landmarks, panel.rows);
+      cv::Mat diff;
+      cv::absdiff(panel, crop.image, diff);
+      best = std::min(best, cv::mean(diff)[0] + cv::mean(diff)[1] + cv::mean(diff)[2]);
+    }
+    EXPECT_LT(best, 1.5);  // a linear crop written without the sRGB encoding is tens of levels darker
+  }
   // with an eval: its metrics' histograms
   Evaluate(c, shard, *dir_ / "eval-report");
   o.eval_dir = (*dir_ / "eval-report").string();
