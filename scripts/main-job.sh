@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled samples (what README command 1 runs), per sample corpus:
 #   index -> OUT_DIR/<corpus>.jsonl, a 2-shard plan,
-#   fit both shards with ${FACEBATCH_MODEL:-samples/models/default.h5} -> OUT_DIR/fit/<corpus>/,
+#   fit both shards with ${FACEBATCH_MODEL:-samples/models/default.h5} (the fit's defaults) -> OUT_DIR/fit/<corpus>/,
 #   status + merge -> OUT_DIR/fit/<corpus>/merged.h5 (validated, inspected),
 #   export OBJ meshes and QA overlays -> OUT_DIR/export/<corpus>/{obj,overlay},
 #   eval against the manifest (and the synthetic ground truth) -> OUT_DIR/eval/<corpus>/,
@@ -13,7 +13,9 @@ OUT=${2:?usage: main-job.sh FACEBATCH_BINARY OUT_DIR}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SAMPLES=${FACEBATCH_SAMPLES:-"$ROOT/samples"}
 MODEL=${FACEBATCH_MODEL:-"$ROOT/samples/models/default.h5"}
-STEPS=${FACEBATCH_STEPS:-10}
+# The fit's own defaults (coarse to fine, docs/fit.md) unless FACEBATCH_STEPS sets the joint stage's steps.
+STEP_ARGS=()
+[ -n "${FACEBATCH_STEPS:-}" ] && STEP_ARGS=(--steps "$FACEBATCH_STEPS")
 mkdir -p "$OUT"
 "$FB" version
 for corpus in 300W-LP AFLW2000 CelebA folder; do
@@ -38,7 +40,7 @@ for corpus in 300W-LP AFLW2000 CelebA folder; do
   for shard in 0/2 1/2; do
     rc=0
     "$FB" fit --manifest "$OUT/$corpus.jsonl" --model "$MODEL" --out "$FIT" --shard "$shard" \
-      --steps "$STEPS" --batch 4 --progress log || rc=$?
+      "${STEP_ARGS[@]}" --batch 4 --progress log || rc=$?
     # 3 = finished with some failed items (recorded in the file); anything else is an error.
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "fit $corpus $shard failed with exit code $rc" >&2; status=$rc; ok=0; fi
   done

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -71,7 +72,7 @@ void EvalOptions::Check() const {
   if (inputs.empty()) throw UsageError("eval: give one or more fit output files (shards or a merged file)");
   if (manifests.empty()) throw UsageError("eval: --manifest is required");
   if (out.empty()) throw UsageError("eval: --out DIR is required");
-  ParseShapeAlignment(shape_alignment);
+  metrics::ParseShapeAlignment(shape_alignment);
   ParseProgressMode(progress);
   if (threads < 0) throw UsageError("eval: --threads must be >= 0");
 }
@@ -88,7 +89,7 @@ std::string YawBin(double yaw) {
 }
 
 const std::vector<std::string>& MetricNames() {
-  static const std::vector<std::string> names = {"l21", "nme_io", "nme_bbox", "shape_nme"};
+  static const std::vector<std::string> names = {"l21", "nme_io", "nme_bbox", "shape_nme", "l21_unoccluded"};
   return names;
 }
 
@@ -96,6 +97,7 @@ double MetricValue(const ImageEval& e, const std::string& metric) {
   if (metric == "l21") return e.l21;
   if (metric == "nme_io") return e.nme_io;
   if (metric == "nme_bbox") return e.nme_bbox;
+  if (metric == "l21_unoccluded") return e.l21_unoccluded;
   if (metric == "shape_nme") return e.shape_nme;
   throw Error("eval: unknown metric " + metric);
 }
@@ -118,8 +120,8 @@ void SummariseImages(EvalSummary& s) {
       const auto bin = YawBin(e.yaw);
       if (!bin.empty()) by_bin[bin].push_back(v);
     }
-    s.stats[m]["all"] = Summarise(by_bin["all"]);
-    for (const auto& b : YawBins()) s.stats[m][b] = Summarise(by_bin[b]);
+    s.stats[m]["all"] = metrics::Summarise(by_bin["all"]);
+    for (const auto& b : YawBins()) s.stats[m][b] = metrics::Summarise(by_bin[b]);
   }
 }
 
@@ -154,12 +156,13 @@ void WriteEvalOutputs(EvalSummary& s, const std::string& dir) {
   s.json_path = (fs::path(dir) / "summary.json").string();
   {
     std::ofstream csv(s.csv_path + ".tmp");
-    csv << "id,subset,file,status,reason_code,yaw,yaw_source,l21,nme_io,nme_bbox,shape_nme,landmark_source,"
-           "fit_seconds,reason\n";
+    csv << "id,subset,file,status,reason_code,yaw,yaw_source,l21,nme_io,nme_bbox,shape_nme,l21_unoccluded,"
+           "landmark_source,fit_seconds,reason\n";
     for (const auto& e : s.images)
       csv << CsvField(e.id) << ',' << CsvField(e.subset) << ',' << CsvField(e.file) << ',' << e.status << ','
           << e.reason_code << ',' << Num(e.yaw) << ',' << e.yaw_source << ',' << Num(e.l21) << ',' << Num(e.nme_io)
-          << ',' << Num(e.nme_bbox) << ',' << Num(e.shape_nme) << ',' << e.landmark_source << ','
+          << ',' << Num(e.nme_bbox) << ',' << Num(e.shape_nme) << ',' << Num(e.l21_unoccluded) << ','
+          << e.landmark_source << ','
           << Num(e.fit_seconds) << ',' << CsvField(e.reason) << '\n';
     if (!csv) throw InputError(s.csv_path, "cannot write");
   }
@@ -190,6 +193,7 @@ void WriteEvalOutputs(EvalSummary& s, const std::string& dir) {
                       {"nme_io", JsonNum(e.nme_io)},
                       {"nme_bbox", JsonNum(e.nme_bbox)},
                       {"shape_nme", JsonNum(e.shape_nme)},
+                      {"l21_unoccluded", JsonNum(e.l21_unoccluded)},
                       {"fit_seconds", JsonNum(e.fit_seconds)}});
   }
   {
@@ -230,6 +234,7 @@ std::vector<ImageEval> ReadEvalImages(const std::string& dir) {
     e.nme_io = NumJson(r, "nme_io");
     e.nme_bbox = NumJson(r, "nme_bbox");
     e.shape_nme = NumJson(r, "shape_nme");
+    e.l21_unoccluded = r.contains("l21_unoccluded") ? NumJson(r, "l21_unoccluded") : kNaN;
     e.fit_seconds = NumJson(r, "fit_seconds");
     images.push_back(std::move(e));
   }
@@ -239,7 +244,7 @@ std::vector<ImageEval> ReadEvalImages(const std::string& dir) {
 EvalSummary RunEval(const EvalOptions& o) {
   o.Check();
   env::ConfigureThreads(o.threads);
-  const auto alignment = ParseShapeAlignment(o.shape_alignment);
+  const auto alignment = metrics::ParseShapeAlignment(o.shape_alignment);
   const auto files = FitOutputFiles(o.inputs);
 
   // Manifests: id -> item (and its corpus root).
@@ -266,7 +271,7 @@ EvalSummary RunEval(const EvalOptions& o) {
   }
 
   EvalSummary summary;
-  summary.shape_alignment = ShapeAlignmentName(alignment);
+  summary.shape_alignment = metrics::ShapeAlignmentName(alignment);
   std::vector<std::unique_ptr<batch::ShardReader>> readers;
   int64_t total = 0;
   for (const auto& f : files) {
@@ -284,7 +289,7 @@ EvalSummary RunEval(const EvalOptions& o) {
       ImageEval e;
       e.id = shard.ids()[static_cast<size_t>(row)];
       e.file = shard.path();
-      e.yaw = e.l21 = e.nme_io = e.nme_bbox = e.shape_nme = kNaN;
+      e.yaw = e.l21 = e.nme_io = e.nme_bbox = e.shape_nme = e.l21_unoccluded = kNaN;
       e.status = shard.status(row);
       e.fit_seconds = shard.Doubles("/fit/seconds", row).at(0);
       if (e.status != "ok") {
@@ -315,7 +320,21 @@ EvalSummary RunEval(const EvalOptions& o) {
           const auto source = mi->second.root.empty() ? item->image : (fs::path(mi->second.root) / item->image).string();
           auto r = RenderFit(topo, fit.shape, fit.albedo, fit.projection, fit.lighting, S);
           auto crop = LoadCrop(source, fit.crop_to_original, S);
-          e.l21 = L21Error(r.image, crop.unsqueeze(0), r.mask)[0].item<double>();
+          e.l21 = metrics::L21Error(r.image, crop.unsqueeze(0), r.mask)[0].item<double>();
+          // Synthetic ground truth that records its occluder: the same metric over the face
+          // pixels the occluder does not hide (what the fit can be asked to explain).
+          if (gt && gt->occluder.defined() && gt->occluder[gt_row][0].item<float>() >= 0) {
+            const auto occ = gt->occluder[gt_row].to(torch::kDouble);
+            const double reach = std::max(occ[3].item<double>(), occ[4].item<double>()) + 2;
+            const int w = std::max(1, static_cast<int>(std::ceil(occ[1].item<double>() + reach)));
+            const int h = std::max(1, static_cast<int>(std::ceil(occ[2].item<double>() + reach)));
+            cv::Mat in_crop;
+            cv::warpAffine(synth::OccluderMask(occ, h, w), in_crop, cv::Mat(io::InvertAffine(fit.crop_to_original)),
+                           cv::Size(S, S), cv::INTER_NEAREST, cv::BORDER_CONSTANT, cv::Scalar(0));
+            auto hidden = torch::from_blob(in_crop.data, {1, 1, S, S}, torch::kUInt8).clone() > 0;
+            auto face = (r.mask > 0.5) & hidden.logical_not().to(r.mask.device());
+            e.l21_unoccluded = metrics::L21Error(r.image, crop.unsqueeze(0), face)[0].item<double>();
+          }
           // landmarks in the original image: ground truth, else the manifest's 68 points
           at::Tensor target;
           if (gt) {
@@ -328,8 +347,8 @@ EvalSummary RunEval(const EvalOptions& o) {
           }
           if (target.defined()) {
             const auto pred = FitLandmarksOriginal(r, topo.mesh.landmarks68, fit.crop_to_original).unsqueeze(0);
-            e.nme_io = LandmarkNme(pred, target.unsqueeze(0), NmeNormalisation::kInterOcular)[0].item<double>();
-            e.nme_bbox = LandmarkNme(pred, target.unsqueeze(0), NmeNormalisation::kBoundingBox)[0].item<double>();
+            e.nme_io = metrics::LandmarkNme(pred, target.unsqueeze(0), metrics::NmeNormalisation::kInterOcular)[0].item<double>();
+            e.nme_bbox = metrics::LandmarkNme(pred, target.unsqueeze(0), metrics::NmeNormalisation::kBoundingBox)[0].item<double>();
           }
           if (gt) {
             // The ground truth's UV grid resampled onto the fit's (the same UV parameterisation);
@@ -340,7 +359,7 @@ EvalSummary RunEval(const EvalOptions& o) {
             auto gv = topo.Vertices(gmap);                             // [1, N, 3]
             auto w = topo.Vertices(gmask).squeeze(-1) > 0.999;          // [1, N]
             auto fv = topo.Vertices(fit.shape.unsqueeze(0));
-            e.shape_nme = ShapeNme(fv, gv, topo.mesh.landmarks68, alignment, w)[0].item<double>();
+            e.shape_nme = metrics::ShapeNme(fv, gv, topo.mesh.landmarks68, alignment, w)[0].item<double>();
           }
         } catch (const io::ItemError& ex) {
           e.status = "failed", e.reason_code = ex.code(), e.reason = ex.what();

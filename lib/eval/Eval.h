@@ -1,5 +1,5 @@
 #pragma once
-// `facebatch eval`: the paper's metrics (section 4; eval/Metrics.h) over fit
+// `facebatch eval`: the paper's metrics (section 4; metrics/Metrics.h) over fit
 // outputs (shard files or a merged file, schemas/shard.md), per image and
 // summarised overall and by absolute-yaw bin. See docs/eval.md.
 //
@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/Metrics.h"
+#include "metrics/Metrics.h"
 
 namespace facebatch::eval {
 
@@ -56,17 +56,20 @@ struct ImageEval {
   std::string yaw_source;             ///< ground_truth | manifest | fit | "" (unknown)
   std::string landmark_source;        ///< ground_truth | manifest | "" (none)
   double l21 = kUnknown, nme_io = kUnknown, nme_bbox = kUnknown, shape_nme = kUnknown;  ///< NaN when not computable
+  /// l21 over the rendered face pixels that the ground truth's occluder does not hide
+  /// (synthetic ground truth of version 2; NaN otherwise).
+  double l21_unoccluded = kUnknown;
   double fit_seconds = kUnknown;      ///< /fit/seconds (wall time of the image's batch)
 };
 
 /// The metrics reported, in CSV/JSON order.
-const std::vector<std::string>& MetricNames();  ///< l21, nme_io, nme_bbox, shape_nme
+const std::vector<std::string>& MetricNames();  ///< l21, nme_io, nme_bbox, shape_nme, l21_unoccluded
 double MetricValue(const ImageEval& e, const std::string& metric);
 
 struct EvalSummary {
   std::vector<ImageEval> images;
   /// stats[metric][bin], bin "all" or one of YawBins().
-  std::map<std::string, std::map<std::string, Stats>> stats;
+  std::map<std::string, std::map<std::string, metrics::Stats>> stats;
   std::map<std::string, int64_t> counts;  ///< "images", "ok", "failed", "failed:<code>"
   std::string csv_path, json_path;
   std::string shape_alignment;

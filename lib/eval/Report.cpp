@@ -22,7 +22,7 @@
 #include "core/Log.h"
 #include "eval/Eval.h"
 #include "eval/FitRender.h"
-#include "eval/Metrics.h"
+#include "metrics/Metrics.h"
 #include "render/Colour.h"
 
 namespace facebatch::eval {
@@ -71,7 +71,7 @@ std::string Histogram(const std::string& title, const std::vector<double>& value
     s << R"(<text x="40" y="90" font-size="12">no values</text></svg></figure>)";
     return s.str();
   }
-  const auto st = Summarise(v);
+  const auto st = metrics::Summarise(v);
   double lo = st.min, hi = st.max;
   if (hi - lo < 1e-12) hi = lo + 1e-6, lo -= 1e-6;
   std::vector<int> bins(nb, 0);
@@ -262,7 +262,7 @@ ReportSummary RunReport(const ReportOptions& o) {
   // --- summary and timing
   std::vector<double> secs, iters;
   for (const auto* r : ok) secs.push_back(r->seconds), iters.push_back(static_cast<double>(r->iterations));
-  const auto ts = Summarise(secs), is = Summarise(iters);
+  const auto ts = metrics::Summarise(secs), is = metrics::Summarise(iters);
   h << "<h2 id=\"summary\">Summary and timing</h2>\n<table>\n";
   h << fmt::format("<tr><th>images</th><td>{}</td></tr><tr><th>ok</th><td>{}</td></tr><tr><th>failed</th><td>{}</td></tr>\n",
                    sum.images, sum.ok, sum.failed);
@@ -292,7 +292,8 @@ ReportSummary RunReport(const ReportOptions& o) {
     const std::map<std::string, std::string> titles = {{"l21", "l2,1 reconstruction error (Table 1)"},
                                                        {"nme_io", "landmark NME / inter-ocular"},
                                                        {"nme_bbox", "landmark NME / sqrt(box w h)"},
-                                                       {"shape_nme", "shape NME / inter-ocular"}};
+                                                       {"shape_nme", "shape NME / inter-ocular"},
+                                                       {"l21_unoccluded", "l2,1 over the face pixels no occluder hides"}};
     for (const auto& m : MetricNames()) {
       std::vector<double> v;
       for (const auto& e : evals) v.push_back(MetricValue(e, m));

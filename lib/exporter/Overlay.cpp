@@ -70,6 +70,7 @@ cv::Mat MakeOverlay(const render::FaceTopology& topology, const OverlayInput& in
   const int step = std::max(1, int(std::lround(std::max(U, V) / 28.0)));
   const int shift = 4;  // sub-pixel line end points
   auto P = [&](int64_t v) { return cv::Point(int(std::lround(xy_acc[v][0] * 16)), int(std::lround(xy_acc[v][1] * 16))); };
+  cv::Mat fitted = composite.clone();  // panel 2: the render alone, nothing drawn over it
   cv::Mat lines = composite.clone();
   const cv::Scalar wire(235, 200, 120);
   for (int rr = 0; rr < U; ++rr) {
@@ -97,7 +98,7 @@ cv::Mat MakeOverlay(const render::FaceTopology& topology, const OverlayInput& in
     }
   }
   cv::Mat out;
-  cv::hconcat(original, composite, out);
+  cv::hconcat(std::vector<cv::Mat>{original, fitted, composite}, out);
   return out;
 }
 

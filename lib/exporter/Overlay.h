@@ -1,13 +1,14 @@
 #pragma once
-// `facebatch export overlay`: a quick-QA picture per image. Left: the original
-// image (/images/source). Right: the same image with the fitted face
-// re-rendered (render::Render of the stored shape and albedo with M and L, eq. 3,
-// into the model's S x S crop) and warped back into the original with
-// /images/crop_to_original (bilinear, alpha = the render's coverage), the mesh
-// wireframe (every k-th UV row and column of the grid, visible vertices only)
-// and the 68 landmark vertices (filled green: visible; hollow red: occluded).
-// Both panels are scaled down together when the original's longer side exceeds
-// `max_size` pixels; the picture is then 2 W' x H'.
+// `facebatch export overlay`: a quick-QA picture per image, three panels side by
+// side. Left: the original image (/images/source). Middle: the same image with
+// the fitted face re-rendered (render::Render of the stored shape and albedo with
+// M and L, eq. 3, into the model's S x S crop) and warped back into the original
+// with /images/crop_to_original (bilinear, alpha = the render's coverage), nothing
+// drawn over it, so the render can be judged against the left panel. Right: the
+// middle panel with the mesh wireframe (every k-th UV row and column of the grid,
+// visible vertices only) and the 68 landmark vertices (filled green: visible;
+// hollow red: occluded). The panels are scaled down together when the original's
+// longer side exceeds `max_size` pixels; the picture is then 3 W' x H'.
 #include <ATen/Tensor.h>
 
 #include <opencv2/core.hpp>

@@ -4,12 +4,15 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <opencv2/imgproc.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
 
 #include "core/Error.h"
+#include "fit/Camera.h"
 #include "render/Render.h"
 #include "render/Topology.h"
 
@@ -48,6 +51,23 @@ unsigned ParseLatentSet(const std::string& text) {
   return set;
 }
 
+unsigned ParseSchedule(const std::string& text) {
+  if (text == "coarse-to-fine") return kStagePose | kStageAppearance | kStageJoint;
+  unsigned set = 0;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part == "pose") set |= kStagePose;
+    else if (part == "appearance") set |= kStageAppearance;
+    else if (part == "joint") set |= kStageJoint;
+    else
+      throw UsageError(fmt::format("unknown stage '{}' in --schedule '{}' (expected coarse-to-fine, joint, or a "
+                                   "comma list of pose, appearance, joint)", part, text));
+  }
+  if (set == 0) throw UsageError("--schedule: no stage in '" + text + "'");
+  return set;
+}
+
 std::string LatentSetToString(unsigned set) {
   if (set == kAllLatents) return "all";
   std::string out;
@@ -68,6 +88,14 @@ void FitOptions::Check() const {
   ParseLatentSet(optimise);
   ParseOptimiserMethod(method);
   if (!(step_size > 0) || !std::isfinite(step_size)) throw UsageError("fit: --step-size must be > 0");
+  ParseSchedule(schedule);
+  if (appearance_steps < 0) throw UsageError("fit: --appearance-steps must be >= 0");
+  if (!(appearance_step_size > 0) || !std::isfinite(appearance_step_size))
+    throw UsageError("fit: --appearance-step-size must be > 0");
+  if (photometric_region != "landmarks" && photometric_region != "rendered")
+    throw UsageError("fit: --photometric-region must be landmarks or rendered, got '" + photometric_region + "'");
+  if (!(outlier_threshold >= 0) || !std::isfinite(outlier_threshold))
+    throw UsageError("fit: --outlier-threshold must be >= 0");
   if (!(relative_tolerance >= 0)) throw UsageError("fit: --tolerance must be >= 0");
   if (patience < 1) throw UsageError("fit: --patience must be >= 1");
   weights.Check("loss");
@@ -145,6 +173,7 @@ at::Tensor PoseFromProjection(const at::Tensor& projection) {
 Fitter::Fitter(model::FaceModel model, FitOptions options) : model_(std::move(model)), options_(std::move(options)) {
   options_.Check();
   latents_ = ParseLatentSet(options_.optimise);
+  stages_ = ParseSchedule(options_.schedule);
   model_.eval();
   for (auto& p : model_.parameters()) p.requires_grad_(false);
   if (options_.weights.perceptual > 0) {
@@ -168,6 +197,42 @@ at::Tensor ModelLandmarks(const render::FaceTopology& topo, const at::Tensor& ve
                         pick(render::kMouthRight68)},
                        1);
   return torch::cat({l68, l5}, 1);
+}
+
+// The face region of eq. 4's robust variant (FitOptions::photometric_region):
+// per image with all 68 iBUG points, the convex hull of the jaw line (0-16) and
+// the brows (17-26) lifted by 0.3 x the brow-to-chin distance (the forehead);
+// other images: 1 everywhere. [B, 1, S, S] float on `landmarks`' device.
+at::Tensor FaceRegion(const at::Tensor& landmarks, const at::Tensor& weights, int S) {
+  const int64_t B = landmarks.size(0);
+  auto lm = landmarks.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  auto w = weights.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  auto out = torch::ones({B, 1, S, S}, torch::kFloat);
+  auto L = lm.accessor<float, 3>();
+  auto W = w.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    bool all = true;
+    for (int k = 0; k < 68; ++k) all = all && W[b][k] > 0;
+    if (!all) continue;
+    cv::Point2f brow(0, 0);
+    for (int k = 17; k <= 26; ++k) brow += cv::Point2f(L[b][k][0], L[b][k][1]) / 10.f;
+    const cv::Point2f chin(L[b][8][0], L[b][8][1]);
+    const cv::Point2f up = 0.3f * (brow - chin);
+    std::vector<cv::Point2f> pts;
+    for (int k = 0; k <= 16; ++k) pts.emplace_back(L[b][k][0], L[b][k][1]);
+    for (int k = 17; k <= 26; ++k) pts.push_back(cv::Point2f(L[b][k][0], L[b][k][1]) + up);
+    std::vector<cv::Point2f> hull;
+    cv::convexHull(pts, hull);
+    std::vector<cv::Point> ih;
+    for (const auto& p : hull) ih.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+    cv::Mat mask = cv::Mat::zeros(S, S, CV_8U);
+    cv::fillConvexPoly(mask, ih, cv::Scalar(1), cv::LINE_8, 4);
+    if (cv::countNonZero(mask) < 16) continue;  // degenerate landmarks: no restriction
+    cv::Mat f;
+    mask.convertTo(f, CV_32F);
+    out[b][0].copy_(torch::from_blob(f.data, {S, S}, torch::kFloat));
+  }
+  return out.to(landmarks.device());
 }
 
 }  // namespace
@@ -222,25 +287,32 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     enc.lighting = enc.lighting.to(device, torch::kFloat32);
   }
   timing_.encode += Since(now(), t0);
-  auto leaf = [&](const at::Tensor& t, unsigned bit) {
-    auto x = t.detach().clone();
-    if (latents_ & bit) x.requires_grad_(true);
-    return x;
+  auto leaf = [&](const at::Tensor& t) { return t.detach().clone(); };
+  auto f_S = leaf(enc.f_shape);
+  auto f_A = leaf(enc.f_albedo);
+  auto M = leaf(enc.projection);
+  auto L = leaf(enc.lighting);
+  const std::vector<std::pair<unsigned, at::Tensor>> latents = {
+      {kLatentShape, f_S}, {kLatentAlbedo, f_A}, {kLatentProjection, M}, {kLatentLighting, L}};
+  // The leaves a stage optimises (requires_grad on exactly those).
+  auto stage_params = [&](unsigned bits) {
+    std::vector<at::Tensor> params;
+    for (auto [bit, t] : latents) {
+      const bool on = (bits & bit) != 0;
+      t.requires_grad_(on);
+      if (on) params.push_back(t);
+    }
+    return params;
   };
-  auto f_S = leaf(enc.f_shape, kLatentShape);
-  auto f_A = leaf(enc.f_albedo, kLatentAlbedo);
-  auto M = leaf(enc.projection, kLatentProjection);
-  auto L = leaf(enc.lighting, kLatentLighting);
-  std::vector<at::Tensor> params;
-  for (auto& [bit, t] : std::vector<std::pair<unsigned, at::Tensor>>{
-           {kLatentShape, f_S}, {kLatentAlbedo, f_A}, {kLatentProjection, M}, {kLatentLighting, L}}) {
-    if (latents_ & bit) params.push_back(t);
-  }
 
   const auto& topo = model_.face_template().topology;
   const auto& w = options_.weights;
   const unsigned pairings = w.PairingBits();
   const double lm_scale = w.landmark_scale * S / 224.0;
+  // Photometric pixel weights: the face region (and, per stage, the inliers).
+  const at::Tensor region = options_.photometric_region == "landmarks" ? FaceRegion(landmarks, lm_weights, S)
+                                                                       : torch::ones({B, 1, S, S}, images.options());
+  at::Tensor pixel_weights = region;
   double render_seconds = 0;  // of the current objective evaluation
   auto render_fn = [&](const at::Tensor& shape, const at::Tensor& albedo) {
     const auto tr = now();
@@ -248,14 +320,22 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
                              M, L, S, S);
     const auto te = now();
     render_seconds += std::chrono::duration<double>(te - tr).count();
-    return Rendering{rr.image, rr.mask};
+    return Rendering{rr.image, rr.mask.to(rr.image.scalar_type()) * pixel_weights};
   };
+  // A latent a stage holds fixed is decoded once for the stage.
+  model::DecodedMaps held_shape, held_albedo;
+  auto hold = [&] {
+    torch::NoGradGuard g;
+    held_shape = f_S.requires_grad() ? model::DecodedMaps{} : model_.DecodeShape(f_S);
+    held_albedo = f_A.requires_grad() ? model::DecodedMaps{} : model_.DecodeAlbedo(f_A);
+  };
+  bool with_landmarks = true;  // stage 2 (appearance) has no landmark term: it cannot change
   auto objective = [&]() {
     auto t1 = now();
     render_seconds = 0;
     LossTerms terms;
-    auto shape = model_.DecodeShape(f_S);
-    auto albedo = model_.DecodeAlbedo(f_A);
+    auto shape = held_shape.value.defined() ? held_shape : model_.DecodeShape(f_S);
+    auto albedo = held_albedo.value.defined() ? held_albedo : model_.DecodeAlbedo(f_A);
     const double decode_seconds = Since(now(), t1);
     if (w.photometric > 0) {
       auto rec = ReconstructionPairings(shape.value, shape.proxy, albedo.value, albedo.proxy, images, render_fn,
@@ -263,12 +343,12 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
       // eq. 4 (+ lambda_f eq. 5 = eq. 6), summed over the pairings (eq. 15)
       terms.Add("photometric", w.photometric, rec.total);
     }
-    if (w.landmark > 0) {  // eq. 7
+    if (w.landmark > 0 && with_landmarks) {  // eq. 7
       auto verts = render::VerticesFromUVMap(topo, shape.value);
       auto projected = ProjectPoints(M, ModelLandmarks(topo, verts));
       terms.Add("landmark", w.landmark, LandmarkLoss(projected, landmarks, lm_weights, lm_scale));
     }
-    if (w.latent_shape_prior > 0) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
+    if (w.latent_shape_prior > 0 && with_landmarks) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
     if (w.latent_albedo_prior > 0) terms.Add("albedo_prior", w.latent_albedo_prior, LatentPriorLoss(f_A));
     if (terms.empty()) terms.Add("zero", 0.0, torch::zeros({B}, images.options()));
     const double total_seconds = Since(now(), t1);
@@ -279,23 +359,84 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     ++timing_.objective_calls;
     return terms;
   };
+  // Outlier rejection: the pixels whose residual under the current state exceeds
+  // outlier_threshold x the image's median residual (over the region) leave the term.
+  auto reject_outliers = [&] {
+    pixel_weights = region;
+    if (options_.outlier_threshold <= 0 || w.photometric <= 0) return;
+    torch::NoGradGuard g;
+    auto rr = render::Render(topo, render::VerticesFromUVMap(topo, model_.DecodeShape(f_S).value),
+                             render::VerticesFromUVMap(topo, model_.DecodeAlbedo(f_A).value), M, L, S, S);
+    auto residual = (rr.image - images).pow(2).sum(1, true).sqrt();  // [B, 1, S, S]
+    auto valid = (rr.mask.to(residual.scalar_type()) * region) > 0;
+    std::vector<float> tau(static_cast<size_t>(B), 1e30f);
+    auto res_cpu = residual.cpu(), valid_cpu = valid.cpu();
+    for (int64_t b = 0; b < B; ++b) {
+      auto v = res_cpu[b].masked_select(valid_cpu[b]);
+      if (v.numel() >= 16)
+        tau[static_cast<size_t>(b)] = std::max(0.1f, static_cast<float>(options_.outlier_threshold) * v.median().item<float>());
+    }
+    auto t = torch::tensor(tau, residual.options()).view({B, 1, 1, 1});
+    pixel_weights = region * (residual <= t).to(region.scalar_type());
+  };
 
   auto t2 = now();
   auto mopts = options_.Minimise();
-  mopts.interrupted = std::move(interrupted);
-  if (params.empty()) mopts.max_iterations = 0;
-  if (params.empty()) {
-    // Nothing to optimise: a dummy leaf so MinimiseBatch still reports the initial terms.
-    params.push_back(torch::zeros({B, 1}, images.options()).requires_grad_(true));
+  mopts.interrupted = interrupted;
+  const bool optimise = options_.steps > 0;
+  // The objective at the encoder's estimate (the summaries' initial terms).
+  stage_params(0);
+  hold();
+  auto init_opts = mopts;
+  init_opts.max_iterations = 0;
+  auto dummy = torch::zeros({B, 1}, images.options()).requires_grad_(true);
+  std::vector<FitSummary> initial = MinimiseBatch({dummy}, objective, init_opts);
+  held_shape = held_albedo = {};
+  r.summaries = initial;
+  std::vector<int> iterations(static_cast<size_t>(B), 0);
+  auto run_stage = [&](unsigned bits, const MinimiseOptions& opts) {
+    auto params = stage_params(bits);
+    if (params.empty() || opts.max_iterations == 0) return;
+    hold();
+    reject_outliers();
+    r.summaries = MinimiseBatch(params, objective, opts);
+    for (int64_t b = 0; b < B; ++b) iterations[static_cast<size_t>(b)] += r.summaries[static_cast<size_t>(b)].iterations;
+    int most = 0;
+    for (const auto& s : r.summaries) most = std::max(most, s.iterations);
+    timing_.iterations += most;
+    if (!r.summaries.empty()) timing_.backward += r.summaries.front().backward_seconds;  // batch-wide
+    held_shape = held_albedo = {};
+  };
+  if (optimise) {
+    // Stage 1: pose in closed form from the landmarks (eq. 7's least squares).
+    if ((stages_ & kStagePose) && (latents_ & kLatentProjection)) {
+      torch::NoGradGuard g;
+      auto verts = render::VerticesFromUVMap(topo, model_.DecodeShape(f_S).value);
+      M.copy_(EstimateWeakPerspective(ModelLandmarks(topo, verts), landmarks, lm_weights, M));
+    }
+    // Stage 2: lighting and albedo with shape and pose held.
+    auto appearance = mopts;
+    appearance.max_iterations = options_.appearance_steps;
+    appearance.optimiser.step_size = options_.appearance_step_size;
+    with_landmarks = false;
+    if (stages_ & kStageAppearance) run_stage(latents_ & (kLatentAlbedo | kLatentLighting), appearance);
+    with_landmarks = true;
+    // Stage 3 (or the only stage of "joint"): every latent asked for.
+    if (stages_ & kStageJoint) run_stage(latents_, mopts);
   }
-  r.summaries = MinimiseBatch(params, objective, mopts);
+  stage_params(0);
+  pixel_weights = region;
+  // One summary per image across the stages: initial terms at the encoder's estimate.
+  for (int64_t b = 0; b < B; ++b) {
+    auto& s = r.summaries[static_cast<size_t>(b)];
+    const auto& i0 = initial[static_cast<size_t>(b)];
+    s.initial_terms = i0.initial_terms;
+    s.initial_loss = i0.initial_loss;
+    s.iterations = iterations[static_cast<size_t>(b)];
+  }
   const double seconds = Since(t0);
   for (auto& s : r.summaries) s.seconds = seconds;
   timing_.optimise += Since(now(), t2);
-  if (!r.summaries.empty()) timing_.backward += r.summaries.front().backward_seconds;  // batch-wide
-  int most_iterations = 0;
-  for (const auto& s : r.summaries) most_iterations = std::max(most_iterations, s.iterations);
-  timing_.iterations += most_iterations;
   r.term_names = ObjectiveTermNames(w);
 
   auto t3 = now();

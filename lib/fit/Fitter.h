@@ -43,11 +43,48 @@ enum LatentSet : unsigned {
 };
 /// "all" or a comma list of shape, albedo, projection, lighting (UsageError otherwise).
 unsigned ParseLatentSet(const std::string& text);
+
+/// Stages of the fit schedule (FitOptions::schedule).
+enum FitStage : unsigned {
+  kStagePose = 1u << 0,        ///< M in closed form from the landmarks
+  kStageAppearance = 1u << 1,  ///< f_A and L on the photometric term
+  kStageJoint = 1u << 2,       ///< every latent asked for
+};
+/// "coarse-to-fine", "joint" or a comma list of pose, appearance, joint (UsageError otherwise).
+unsigned ParseSchedule(const std::string& text);
 std::string LatentSetToString(unsigned set);
 
 struct FitOptions {
-  /// Optimiser iterations per image (0: encoder only, the regression mode).
-  int steps = 50;
+  /// The schedule (issue 15; docs/fit.md "Schedule"), coarse to fine as
+  /// model-based face fitters do it:
+  ///  1. pose: M in closed form from the landmarks and the landmark vertices of
+  ///     the encoder's shape (EstimateWeakPerspective, eq. 7 without gradient steps);
+  ///  2. appearance: `appearance_steps` iterations on f_A and L alone (photometric
+  ///     term; S and M held), step `appearance_step_size`;
+  ///  3. joint: `steps` iterations on every latent of `optimise` (photometric +
+  ///     landmark terms), step `step_size`.
+  /// Each stage stops per image on convergence. The value is "coarse-to-fine"
+  /// (= "pose,appearance,joint"), "joint" (stage 3 only, from the encoder's
+  /// estimate: the paper's plain latent optimisation), or any comma list of
+  /// pose, appearance, joint (run in that order).
+  std::string schedule = "coarse-to-fine";
+  int appearance_steps = 30;
+  double appearance_step_size = 0.05;
+  /// Which pixels the photometric term compares (robustness to what the face
+  /// model cannot explain: hair, glasses, hands, background at the silhouette):
+  /// "landmarks": the rendered face pixels inside the face region outlined by
+  /// the 68 landmarks (jaw line and brows, the brows lifted to take in the
+  /// forehead; images with 5 points use every rendered pixel); "rendered":
+  /// every rendered face pixel (the paper's eq. 4).
+  std::string photometric_region = "landmarks";
+  /// Outlier rejection: at the start of stages 2 and 3 a pixel whose residual
+  /// ||I(S, A) - input||_2 exceeds this times the image's median residual (over
+  /// the region; at least 0.1) is left out of that stage's photometric term
+  /// (0: off).
+  double outlier_threshold = 3.0;
+  /// Optimiser iterations per image of the joint stage (0 with "joint": encoder only,
+  /// the regression mode).
+  int steps = 40;
   /// Which latents the optimiser changes: "all" or a comma list of
   /// shape, albedo, projection, lighting (paper section 4 fits albedo,lighting).
   std::string optimise = "all";
@@ -125,6 +162,7 @@ class Fitter {
   model::FaceModel model_;
   FitOptions options_;
   unsigned latents_ = kAllLatents;
+  unsigned stages_ = kStagePose | kStageAppearance | kStageJoint;
   FitTiming timing_;
   std::shared_ptr<PerceptualLoss> perceptual_;  ///< eq. 5 network when --loss.perceptual > 0
 };

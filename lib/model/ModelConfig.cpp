@@ -39,6 +39,12 @@ std::array<render::UVBox, render::kNumRegions> DefaultRegions(int U, int V) {
   return r;
 }
 
+int ModelConfig::encoder_feature_size() const {
+  int size = image_size;
+  for (size_t i = 0; i < encoder_channels.size(); ++i) size = (size + 1) / 2;  // k7s2p3, then k3s2p1
+  return size;
+}
+
 ModelConfig Preset(const std::string& name) {
   ModelConfig c;
   if (name == "paper") {
@@ -51,7 +57,8 @@ ModelConfig Preset(const std::string& name) {
     c.local_channels = {64, 48, 32, 16};
     c.fusion_channels = 64;
   } else if (name == "demo") {
-    c.preset = "demo";  // the struct defaults are the demo preset
+    c.preset = "demo";  // the struct defaults are the demo preset, but for:
+    c.encoder_head = "linear";
   } else {
     throw UsageError("unknown preset '" + name + "' (expected paper or demo)");
   }
@@ -75,6 +82,7 @@ void ModelConfig::Check() const {
   if (encoder_channels.size() < 2) fail("encoder_channels needs at least 2 entries");
   for (int ch : encoder_channels)
     if (ch < 1) fail("encoder_channels must be positive");
+  if (encoder_head != "pool" && encoder_head != "linear") fail("encoder_head must be pool or linear");
   if (kind == ModelKind::kNonlinear) {
     if (global_channels.size() < 2) fail("global_channels needs at least 2 entries (>= 1 upsampling step)");
     if (global_steps() > 8) fail("at most 8 global upsampling steps");
@@ -137,6 +145,7 @@ std::string ModelConfig::ToJson() const {
   j["lighting_size"] = kLightingSize;
   j["image_size"] = image_size;
   j["encoder_channels"] = encoder_channels;
+  j["encoder_head"] = encoder_head;
   j["global_channels"] = global_channels;
   j["local_channels"] = local_channels;
   j["fusion_channels"] = fusion_channels;
@@ -172,6 +181,7 @@ ModelConfig ModelConfig::FromJson(const std::string& text) {
       throw Error("projection/lighting sizes differ from 8/27");
     c.image_size = j.at("image_size").get<int>();
     c.encoder_channels = j.at("encoder_channels").get<std::vector<int>>();
+    c.encoder_head = j.value("encoder_head", std::string("pool"));  // files before the field: pool
     c.global_channels = j.at("global_channels").get<std::vector<int>>();
     c.local_channels = j.at("local_channels").get<std::vector<int>>();
     c.fusion_channels = j.at("fusion_channels").get<int>();

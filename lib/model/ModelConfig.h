@@ -36,6 +36,13 @@ struct ModelConfig {
   // four heads (3x3 conv) average-pooled to f_S, f_A, M, L.
   int image_size = 224;
   std::vector<int> encoder_channels = {16, 32, 48, 64, 96};
+  /// How the heads read the trunk's last feature map: "pool" (a 3x3 conv per
+  /// head, average-pooled: the paper's encoder) or "linear" (the map flattened,
+  /// one fully-connected layer per head: position-aware, the demo preset's; see
+  /// docs/train.md "Why the first default model's shape did not morph").
+  std::string encoder_head = "pool";
+  /// Side of the trunk's last feature map (image_size halved once per stride-2 conv).
+  int encoder_feature_size() const;
 
   // --- decoders D_S, D_A (section 3.4)
   /// Global pathway: linear layer to global_channels[0] at

@@ -31,6 +31,15 @@ EncoderImpl::EncoderImpl(const ModelConfig& c) {
   }
   register_module("trunk", trunk);
   int last = ch.back();
+  if (c.encoder_head == "linear") {
+    const int in = last * c.encoder_feature_size() * c.encoder_feature_size();
+    auto fc = [&](const char* name, int out) { return register_module(name, nn::Linear(in, out)); };
+    fc_shape = fc("head_shape", c.latent_shape);
+    fc_albedo = fc("head_albedo", c.latent_albedo);
+    fc_projection = fc("head_projection", ModelConfig::kProjectionSize);
+    fc_lighting = fc("head_lighting", ModelConfig::kLightingSize);
+    return;
+  }
   auto head = [&](const char* name, int out) {
     return register_module(name, nn::Conv2d(nn::Conv2dOptions(last, out, 3).padding(1)));
   };
@@ -42,6 +51,10 @@ EncoderImpl::EncoderImpl(const ModelConfig& c) {
 
 std::array<torch::Tensor, 4> EncoderImpl::forward(const torch::Tensor& images) {
   auto h = trunk->forward(images);
+  if (fc_shape) {
+    auto flat = h.flatten(1);
+    return {fc_shape(flat), fc_albedo(flat), fc_projection(flat), fc_lighting(flat)};
+  }
   auto pool = [](const torch::Tensor& t) { return t.mean({2, 3}); };  // average pooling
   return {pool(head_shape(h)), pool(head_albedo(h)), pool(head_projection(h)), pool(head_lighting(h))};
 }

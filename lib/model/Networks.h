@@ -25,6 +25,8 @@ struct EncoderImpl : torch::nn::Module {
   std::array<torch::Tensor, 4> forward(const torch::Tensor& images);
   torch::nn::Sequential trunk{nullptr};
   torch::nn::Conv2d head_shape{nullptr}, head_albedo{nullptr}, head_projection{nullptr}, head_lighting{nullptr};
+  /// encoder_head "linear": the same four heads as fully-connected layers on the flattened map.
+  torch::nn::Linear fc_shape{nullptr}, fc_albedo{nullptr}, fc_projection{nullptr}, fc_lighting{nullptr};
 };
 TORCH_MODULE(Encoder);
 

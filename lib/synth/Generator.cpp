@@ -610,11 +610,16 @@ SynthFace FaceGenerator::Render(const Identity& id, const at::Tensor& M, const P
     const double fw = m.face_width * render::DecomposeM(f.M.unsqueeze(0)).scale[0].item<float>();
     const double cx = la[i][0], cy = la[i][1], s = Uniform(rng, 0.15, 0.4) * fw;
     const cv::Scalar col(Uniform(rng, 0, 255), Uniform(rng, 0, 255), Uniform(rng, 0, 255));
-    if (Uniform(rng) < 0.5)
-      cv::ellipse(f.image, Fx(cx, cy), cv::Size(int(16 * s), int(16 * s * Uniform(rng, 0.4, 1))),
-                  Uniform(rng, 0, 180), 0, 360, col, cv::FILLED, cv::LINE_AA, 4);
-    else
+    if (Uniform(rng) < 0.5) {
+      const int a = int(16 * s), b = int(16 * s * Uniform(rng, 0.4, 1));
+      const double angle = Uniform(rng, 0, 180);
+      cv::ellipse(f.image, Fx(cx, cy), cv::Size(a, b), angle, 0, 360, col, cv::FILLED, cv::LINE_AA, 4);
+      f.occluder = {1.f, float(Fx(cx, cy).x / 16.0), float(Fx(cx, cy).y / 16.0), float(a / 16.0), float(b / 16.0),
+                    float(angle)};
+    } else {
       cv::rectangle(f.image, Fx(cx - s, cy - s * 0.4), Fx(cx + s, cy + s * 0.4), col, cv::FILLED, cv::LINE_AA, 4);
+      f.occluder = {2.f, float(cx), float(cy), float(s), float(s * 0.4), 0.f};
+    }
   }
   return f;
 }
@@ -641,6 +646,10 @@ SynthFace FaceGenerator::Mirror(const SynthFace& face, int W) const {
   f.coverage = cv::Mat();
   cv::flip(face.image, f.image, 1);
   cv::flip(face.coverage, f.coverage, 1);
+  if (face.occluder[0] > 0) {  // x -> W - 1 - x; an ellipse's angle changes sign
+    f.occluder[1] = float(W - 1) - face.occluder[1];
+    f.occluder[5] = -face.occluder[5];
+  }
   const auto& perm = io::Ibug68FlipPermutation();
   for (int i = 0; i < 68; ++i) {
     f.landmarks[2 * i] = (W - 1) - face.landmarks[2 * perm[i]];

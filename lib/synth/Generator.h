@@ -56,6 +56,9 @@ struct SynthFace {
   std::array<uint8_t, 68> visible{};   ///< landmark vertex passes the z-buffer and is inside the image
   cv::Mat image;         ///< 8-bit BGR (sRGB), the composited picture
   cv::Mat coverage;      ///< 8-bit, 255 where the rendered face covers the pixel (before occluders)
+  /// The occluder drawn over the image (GroundTruth::occluder): kind (0 none, 1 ellipse,
+  /// 2 rectangle), centre x, y, half axes, ellipse angle (degrees).
+  std::array<float, 6> occluder{};
   double mouth_open = 0, eyes_closed = 0;  ///< expression amounts in [0, 1]
 };
 

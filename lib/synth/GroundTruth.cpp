@@ -1,5 +1,8 @@
 #include "synth/GroundTruth.h"
 
+#include <opencv2/imgproc.hpp>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -62,6 +65,7 @@ void GroundTruth::Validate() const {
   CheckDims(landmarks, {N, 68, 2}, "landmarks");
   CheckDims(pose, {N, 3}, "pose");
   CheckDims(visible, {N, 68}, "visible");
+  if (occluder.defined()) CheckDims(occluder, {N, 6}, "occluder");
   CheckDims(template_mask, {U, V}, "template/mask");
 }
 
@@ -81,6 +85,8 @@ void WriteGroundTruth(const std::string& path, const GroundTruth& gt) {
   root.WriteDataset("landmarks", ToArray(gt.landmarks.to(at::kFloat)));
   root.WriteDataset("pose", ToArray(gt.pose.to(at::kFloat)));
   root.WriteDataset("visible", ToArray(gt.visible.to(at::kByte)));
+  root.WriteDataset("occluder", ToArray(gt.occluder.defined() ? gt.occluder.to(at::kFloat)
+                                                               : torch::zeros({gt.size(), 6}, at::kFloat)));
   root.CreateGroup("template").WriteDataset("mask", ToArray(gt.template_mask.to(at::kByte)));
   file.Close();
 }
@@ -123,6 +129,7 @@ GroundTruthWriter::GroundTruthWriter(const std::string& path, const GroundTruth&
   root.CreateDataset("landmarks", h5::DType::kFloat32, {N, 68, 2});
   root.CreateDataset("pose", h5::DType::kFloat32, {N, 3});
   root.CreateDataset("visible", h5::DType::kUInt8, {N, 68});
+  root.CreateDataset("occluder", h5::DType::kFloat32, {N, 6});
   root.CreateGroup("template").WriteDataset("mask", ToArray(gt.template_mask.to(at::kByte)));
 }
 
@@ -130,7 +137,7 @@ GroundTruthWriter::~GroundTruthWriter() = default;
 
 void GroundTruthWriter::WriteRow(int64_t row, const at::Tensor& shape_uv, const at::Tensor& albedo_uv,
                                  const at::Tensor& M, const at::Tensor& L, const at::Tensor& landmarks,
-                                 const at::Tensor& pose, const at::Tensor& visible) {
+                                 const at::Tensor& pose, const at::Tensor& visible, const at::Tensor& occluder) {
   const int64_t U = impl_->U, V = impl_->V;
   CheckDims(shape_uv, {3, U, V}, "shape_uv");
   CheckDims(albedo_uv, {3, U, V}, "albedo_uv");
@@ -139,11 +146,13 @@ void GroundTruthWriter::WriteRow(int64_t row, const at::Tensor& shape_uv, const 
   CheckDims(landmarks, {68, 2}, "landmarks");
   CheckDims(pose, {3}, "pose");
   CheckDims(visible, {68}, "visible");
+  CheckDims(occluder, {6}, "occluder");
   auto arrays = std::vector<std::pair<const char*, h5::Array>>{
       {"shape_uv", ToArray(shape_uv.to(at::kFloat).unsqueeze(0))}, {"albedo_uv", ToArray(albedo_uv.to(at::kFloat).unsqueeze(0))},
       {"M", ToArray(M.to(at::kFloat).unsqueeze(0))}, {"L", ToArray(L.to(at::kFloat).unsqueeze(0))},
       {"landmarks", ToArray(landmarks.to(at::kFloat).unsqueeze(0))}, {"pose", ToArray(pose.to(at::kFloat).unsqueeze(0))},
-      {"visible", ToArray(visible.to(at::kByte).unsqueeze(0))}};
+      {"visible", ToArray(visible.to(at::kByte).unsqueeze(0))},
+      {"occluder", ToArray(occluder.to(at::kFloat).unsqueeze(0))}};
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (row < 0 || row >= static_cast<int64_t>(impl_->written.size())) throw Error("ground truth: row out of range");
   auto root = impl_->file.root();
@@ -158,6 +167,22 @@ void GroundTruthWriter::Close() {
   impl_->file.Close();
 }
 
+cv::Mat OccluderMask(const at::Tensor& occluder, int height, int width) {
+  cv::Mat mask = cv::Mat::zeros(height, width, CV_8U);
+  auto o = occluder.to(torch::kCPU, torch::kDouble).contiguous();
+  if (o.numel() != 6) throw Error("OccluderMask: occluder must have 6 values");
+  const double* p = o.data_ptr<double>();
+  const int kind = static_cast<int>(std::lround(p[0]));
+  auto fx = [](double v) { return static_cast<int>(std::lround(v * 16)); };  // 4 fractional bits
+  if (kind == 1)
+    cv::ellipse(mask, cv::Point(fx(p[1]), fx(p[2])), cv::Size(fx(p[3]), fx(p[4])), p[5], 0, 360, cv::Scalar(255),
+                cv::FILLED, cv::LINE_8, 4);
+  else if (kind == 2)
+    cv::rectangle(mask, cv::Point(fx(p[1] - p[3]), fx(p[2] - p[4])), cv::Point(fx(p[1] + p[3]), fx(p[2] + p[4])),
+                  cv::Scalar(255), cv::FILLED, cv::LINE_8, 4);
+  return mask;
+}
+
 GroundTruth ReadGroundTruth(const std::string& path) {
   auto file = h5::File::OpenRead(path);
   auto root = file.root();
@@ -165,9 +190,9 @@ GroundTruth ReadGroundTruth(const std::string& path) {
     throw InputError(path, std::string("not a facebatch ground-truth file (attribute format is not '") +
                                kGroundTruthFormat + "')");
   const int64_t version = root.GetIntAttribute("version");
-  if (version != kGroundTruthVersion)
+  if (version != 1 && version != kGroundTruthVersion)
     throw InputError(path, "unsupported ground-truth version " + std::to_string(version) +
-                               " (this facebatch reads version " + std::to_string(kGroundTruthVersion) + ")");
+                               " (this facebatch reads versions 1 and " + std::to_string(kGroundTruthVersion) + ")");
   GroundTruth gt;
   gt.corpus = root.GetStringAttribute("corpus");
   gt.generator = root.GetStringAttribute("generator");
@@ -189,6 +214,8 @@ GroundTruth ReadGroundTruth(const std::string& path) {
   gt.landmarks = FromArray(root.ReadDataset("landmarks"), DType::kFloat32, path, "landmarks");
   gt.pose = FromArray(root.ReadDataset("pose"), DType::kFloat32, path, "pose");
   gt.visible = FromArray(root.ReadDataset("visible"), DType::kUInt8, path, "visible");
+  gt.occluder = version >= 2 ? FromArray(root.ReadDataset("occluder"), DType::kFloat32, path, "occluder")
+                             : torch::full({static_cast<int64_t>(gt.ids.size()), 6}, -1.0f);  // unknown
   gt.template_mask = FromArray(root.OpenGroup("template").ReadDataset("mask"), DType::kUInt8, path, "template/mask");
   try {
     gt.Validate();

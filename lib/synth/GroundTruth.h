@@ -4,6 +4,7 @@
 // `facebatch synth`, read by train/eval. Row i of every dataset belongs to ids[i]
 // (the manifest item id of `facebatch index`). Rows are sorted by id.
 #include <ATen/Tensor.h>
+#include <opencv2/core.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -13,7 +14,7 @@
 namespace facebatch::synth {
 
 inline constexpr const char* kGroundTruthFormat = "facebatch-ground-truth";
-inline constexpr int64_t kGroundTruthVersion = 1;
+inline constexpr int64_t kGroundTruthVersion = 2;  ///< 2 added /occluder; version 1 files are still read
 inline constexpr const char* kGroundTruthFileName = "facebatch_ground_truth.h5";
 
 struct GroundTruth {
@@ -31,6 +32,11 @@ struct GroundTruth {
   at::Tensor landmarks;           ///< [N, 68, 2] float32, original image pixels
   at::Tensor pose;                ///< [N, 3] float32: yaw, pitch, roll (degrees)
   at::Tensor visible;             ///< [N, 68] uint8
+  /// [N, 6] float32 per image: kind (0 none, 1 ellipse, 2 rectangle; -1 unknown: a
+  /// version-1 file), centre x, y, half axes a, b (pixels of the original image) and the
+  /// ellipse's angle (degrees, OpenCV's convention). synth::OccluderMask rasterises it.
+  /// Undefined when writing: no occluders (zeros).
+  at::Tensor occluder;
   at::Tensor template_mask;       ///< [U, V] uint8 (/template/mask)
 
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
@@ -51,9 +57,10 @@ class GroundTruthWriter {
   GroundTruthWriter(const std::string& path, const GroundTruth& header);
   ~GroundTruthWriter();
   /// Row `row`: shape_uv/albedo_uv [3, U, V], M [2, 4], L [27], landmarks [68, 2],
-  /// pose [3] (float), visible [68] (uint8).
+  /// pose [3] (float), visible [68] (uint8), occluder [6] (float, GroundTruth::occluder).
   void WriteRow(int64_t row, const at::Tensor& shape_uv, const at::Tensor& albedo_uv, const at::Tensor& M,
-                const at::Tensor& L, const at::Tensor& landmarks, const at::Tensor& pose, const at::Tensor& visible);
+                const at::Tensor& L, const at::Tensor& landmarks, const at::Tensor& pose, const at::Tensor& visible,
+                const at::Tensor& occluder);
   /// Checks that every row was written, then closes (throws Error otherwise).
   void Close();
 
@@ -61,6 +68,11 @@ class GroundTruthWriter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// The occluder of one ground-truth row (GroundTruth::occluder [6]) drawn into a
+/// height x width 8-bit mask (255 where it hides the image), as the generator drew it.
+/// Kind 0 or -1 (none / unknown): all zeros.
+cv::Mat OccluderMask(const at::Tensor& occluder, int height, int width);
 
 /// Reads and validates a ground-truth file: format, version (unknown versions are
 /// rejected with a message naming the file and both versions), dims.

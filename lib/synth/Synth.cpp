@@ -342,7 +342,8 @@ SynthSummary RunSynth(const SynthOptions& options) {
     writer.WriteRow(row_of[gen_row], f.shape_uv, f.albedo_uv, f.M, f.L,
                     torch::from_blob(const_cast<double*>(f.landmarks.data()), {68, 2}, torch::kDouble).to(torch::kFloat),
                     torch::tensor({f.pose[0], f.pose[1], f.pose[2]}, torch::kFloat),
-                    torch::from_blob(const_cast<uint8_t*>(f.visible.data()), {68}, torch::kUInt8).clone());
+                    torch::from_blob(const_cast<uint8_t*>(f.visible.data()), {68}, torch::kUInt8).clone(),
+                    torch::tensor(std::vector<float>(f.occluder.begin(), f.occluder.end())));
   };
   if (lp)  // directories first (not from several threads at once)
     for (const std::string& set : sets) {

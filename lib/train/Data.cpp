@@ -8,6 +8,7 @@
 #include "core/Error.h"
 #include "core/Log.h"
 #include "io/Image.h"
+#include "metrics/Metrics.h"
 
 namespace facebatch::train {
 namespace {
@@ -70,9 +71,9 @@ Sample Dataset::Load(int64_t i) const {
   const int64_t row = gt_ ? gt_->Find(item.id) : -1;
   s.has_ground_truth = row >= 0;
   if (row >= 0) {
-    s.shape_uv = gt_->shape_uv[row];
+    s.shape_uv = TargetShape(row);
     s.albedo_uv = gt_->albedo_uv[row];
-    s.M = ProjectionToCrop(gt_->M[row], crop.original_to_crop);
+    s.M = TargetProjection(row, crop.original_to_crop);
     s.L = gt_->L[row];
   } else {
     s.shape_uv = torch::zeros({3, uv_rows_, uv_cols_});
@@ -81,6 +82,52 @@ Sample Dataset::Load(int64_t i) const {
     s.L = torch::zeros({27});
   }
   return s;
+}
+
+void Dataset::NormaliseShapeTargets(const at::Tensor& reference_shape, const at::Tensor& mask) {
+  if (!gt_) return;
+  torch::NoGradGuard no_grad;
+  const auto m = mask.to(torch::kCPU).to(torch::kBool).flatten();
+  const auto idx = m.nonzero().squeeze(1);
+  auto vertices = [&](const at::Tensor& maps) {  // [B, 3, U, V] -> [B, n, 3]
+    return maps.to(torch::kCPU).flatten(2).index_select(2, idx).transpose(1, 2).to(torch::kDouble);
+  };
+  const auto ref = vertices(reference_shape.unsqueeze(0));
+  const int64_t N = gt_->size();
+  std::vector<at::Tensor> sc, rot, tr;
+  for (int64_t b = 0; b < N; b += 256) {  // bounded memory for large corpora
+    const int64_t e = std::min(N, b + 256);
+    auto V = vertices(gt_->shape_uv.slice(0, b, e));
+    auto T = metrics::EstimateSimilarity(V, ref.expand({e - b, -1, -1}));
+    sc.push_back(T.scale), rot.push_back(T.rotation), tr.push_back(T.translation);
+  }
+  norm_scale_ = torch::cat(sc), norm_rotation_ = torch::cat(rot), norm_translation_ = torch::cat(tr);
+  norm_mask_ = mask.to(torch::kCPU).to(torch::kBool);
+  log::Info("train: shape targets similarity-normalised onto the mean shape (scale {:.3f} - {:.3f})",
+            norm_scale_.min().item<double>(), norm_scale_.max().item<double>());
+}
+
+at::Tensor Dataset::TargetShape(int64_t row) const {
+  const at::Tensor S = gt_->shape_uv[row];
+  if (!norm_scale_.defined()) return S;
+  const auto R = norm_rotation_[row], t = norm_translation_[row];
+  const double s = norm_scale_[row].item<double>();
+  // x' = s R x + t per pixel, on the masked pixels (0 elsewhere, as in the file).
+  auto flat = S.to(torch::kDouble).reshape({3, -1});
+  auto moved = s * R.matmul(flat) + t.unsqueeze(1);
+  return torch::where(norm_mask_.flatten().unsqueeze(0), moved, torch::zeros_like(moved))
+      .view_as(S)
+      .to(S.scalar_type());
+}
+
+at::Tensor Dataset::TargetProjection(int64_t row, const cv::Matx23d& original_to_crop) const {
+  at::Tensor M = ProjectionToCrop(gt_->M[row], original_to_crop);
+  if (!norm_scale_.defined()) return M;
+  // M S = A S + m with S = R^T (S' - t) / s: A' = A R^T / s, m' = m - A' t.
+  const auto Md = M.to(torch::kDouble);
+  const auto A = Md.slice(1, 0, 3).matmul(norm_rotation_[row].t()) / norm_scale_[row].item<double>();
+  const auto m = Md.select(1, 3) - A.matmul(norm_translation_[row]);
+  return torch::cat({A, m.unsqueeze(1)}, 1).to(M.scalar_type());
 }
 
 Batch Collate(const std::vector<Sample>& samples, int64_t step) {

@@ -51,6 +51,8 @@ struct Batch {
   at::Tensor landmarks;     ///< [B, K, 2]
   at::Tensor has_ground_truth;  ///< [B] float 0/1
   at::Tensor shape_uv, albedo_uv, M, L;
+  /// Latent targets [B, l_S], [B, l_A] (train/LatentTargets.h); undefined without them.
+  at::Tensor code_shape, code_albedo;
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
 };
 
@@ -75,6 +77,22 @@ class Dataset {
   /// Loads item i (image, crop, ground truth). Throws on unreadable images.
   Sample Load(int64_t i) const;
 
+  /// Identifiability of the shape targets (issue 14). Under weak perspective a
+  /// similarity of S (scale, rotation, translation) is absorbed by M, and the crop
+  /// removes the scale: an image determines S only up to a similarity. With this
+  /// set, every ground-truth shape is similarity-aligned onto `reference_shape`
+  /// [3, U, V] (the model's mean shape; least squares over the `mask` [U, V]
+  /// pixels, metrics::EstimateSimilarity) and its M is changed so that
+  /// M' S' = M S: images and landmarks are the same, the target no longer asks the
+  /// encoder for what it cannot see.
+  void NormaliseShapeTargets(const at::Tensor& reference_shape, const at::Tensor& mask);
+  bool shape_targets_normalised() const { return norm_scale_.defined(); }
+  /// The shape target [3, U, V] of ground-truth row `row` (normalised when set).
+  at::Tensor TargetShape(int64_t row) const;
+  /// The projection target [2, 4] of ground-truth row `row` in the crop given by
+  /// `original_to_crop` (normalised when set).
+  at::Tensor TargetProjection(int64_t row, const cv::Matx23d& original_to_crop) const;
+
  private:
   std::string root_;
   std::vector<io::Item> items_;
@@ -82,6 +100,9 @@ class Dataset {
   std::string gt_path_;
   int landmark_count_ = 68;
   int uv_rows_, uv_cols_, image_size_;
+  // Per ground-truth row: x -> scale R x + t onto the reference (NormaliseShapeTargets).
+  at::Tensor norm_scale_, norm_rotation_, norm_translation_;  // [N], [N, 3, 3], [N, 3] float64
+  at::Tensor norm_mask_;                                      // [U, V] bool
 };
 
 /// Stacks samples into a batch.

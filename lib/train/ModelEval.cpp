@@ -26,6 +26,7 @@
 #include "render/Render.h"
 #include "render/Topology.h"
 #include "synth/GroundTruth.h"
+#include "metrics/Metrics.h"
 #include "train/Data.h"
 
 namespace facebatch::train {
@@ -38,14 +39,20 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kLeftEyeOuter = 36, kRightEyeOuter = 45;
 
 const std::vector<std::string>& MetricNames() {
-  static const std::vector<std::string> names = {"encoder_l21", "encoder_shape_nme", "texture_l21_init",
-                                                 "texture_l21", "shape_nme_init", "shape_nme"};
+  static const std::vector<std::string> names = {
+      "encoder_l21",      "encoder_shape_nme", "encoder_shape_nme_aligned", "mean_face_shape_nme_aligned",
+      "texture_l21_init", "texture_l21",       "shape_nme_init",            "shape_nme",
+      "shape_nme_init_aligned", "shape_nme_aligned"};
   return names;
 }
 
 double MetricOf(const ImageEval& e, const std::string& name) {
   if (name == "encoder_l21") return e.encoder_l21;
   if (name == "encoder_shape_nme") return e.encoder_shape_nme;
+  if (name == "encoder_shape_nme_aligned") return e.encoder_shape_nme_aligned;
+  if (name == "mean_face_shape_nme_aligned") return e.mean_face_shape_nme_aligned;
+  if (name == "shape_nme_aligned") return e.shape_nme_aligned;
+  if (name == "shape_nme_init_aligned") return e.shape_nme_init_aligned;
   if (name == "texture_l21_init") return e.texture_l21_init;
   if (name == "texture_l21") return e.texture_l21;
   if (name == "shape_nme_init") return e.shape_nme_init;
@@ -116,14 +123,6 @@ void ModelEvalOptions::Check() const {
 
 // --- metrics -------------------------------------------------------------------
 
-at::Tensor ReconstructionL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& visible) {
-  // Table 1's metric: eq. 4 on the sRGB pixel values (one implementation, fit::ImageL21).
-  auto l21 = fit::ImageL21(rendered, input, visible).per_image.to(torch::kDouble);
-  // No visible pixel: undefined (NaN), not a perfect 0.
-  auto covered = visible.flatten(1).to(torch::kDouble).sum(1).gt(0);
-  return torch::where(covered, l21, torch::full_like(l21, kNaN));
-}
-
 at::Tensor InterOcularDistance(const render::FaceTopology& topology, const at::Tensor& vertices) {
   if (vertices.dim() != 3 || vertices.size(2) != 3)
     throw Error("InterOcularDistance: vertices must be a [B, N, 3] tensor");
@@ -133,13 +132,6 @@ at::Tensor InterOcularDistance(const render::FaceTopology& topology, const at::T
   return (a - b).norm(2, -1);
 }
 
-at::Tensor ShapeNme(const render::FaceTopology& topology, const at::Tensor& vertices, const at::Tensor& gt_vertices) {
-  if (!vertices.sizes().equals(gt_vertices.sizes()) || vertices.dim() != 3 || vertices.size(2) != 3)
-    throw Error("ShapeNme: vertices and gt_vertices must be the same [B, N, 3]");
-  auto dist = (vertices - gt_vertices).norm(2, -1).mean(1);
-  return (dist / InterOcularDistance(topology, gt_vertices).clamp_min(1e-12)).to(torch::kDouble);
-}
-
 // --- protocols -----------------------------------------------------------------
 
 at::Tensor RenderL21(const model::FaceModel& model, const at::Tensor& images, const at::Tensor& shape_map,
@@ -147,7 +139,7 @@ at::Tensor RenderL21(const model::FaceModel& model, const at::Tensor& images, co
   const auto& topo = model.face_template().topology;
   auto r = render::Render(topo, render::VerticesFromUVMap(topo, shape_map), render::VerticesFromUVMap(topo, albedo_map),
                           M, L, static_cast<int>(images.size(2)), static_cast<int>(images.size(3)));
-  return ReconstructionL21(r.image, images, r.mask);
+  return metrics::L21Error(r.image, images, r.mask);
 }
 
 ProtocolFit FitTexture(const model::FaceModel& model, const at::Tensor& images, const at::Tensor& gt_shape_map,
@@ -184,15 +176,23 @@ ProtocolFit FitTexture(const model::FaceModel& model, const at::Tensor& images, 
 ProtocolFit FitShape(const model::FaceModel& model, const at::Tensor& gt_shape_map, const at::Tensor& f_shape,
                      double normal_weight, const fit::MinimiseOptions& options) {
   const auto& topo = model.face_template().topology;
-  const at::Tensor gt = render::VerticesFromUVMap(topo, gt_shape_map).detach();
-  const at::Tensor gt_normals = render::VertexNormals(topo, gt).detach();
-  const at::Tensor iod = InterOcularDistance(topo, gt).clamp_min(1e-12).detach();
+  const at::Tensor gt_raw = render::VerticesFromUVMap(topo, gt_shape_map).detach();
   at::Tensor fS = f_shape.detach().clone().requires_grad_(true);
+  const auto lm68 = topo.landmarks68;
   ProtocolFit out;
+  at::Tensor gt;
   {
     torch::NoGradGuard g;
-    out.initial = ShapeNme(topo, render::VerticesFromUVMap(topo, model.DecodeShape(fS).value), gt);
+    const auto V0 = render::VerticesFromUVMap(topo, model.DecodeShape(fS).value);
+    out.initial = metrics::ShapeNme(V0, gt_raw, lm68, metrics::ShapeAlignment::kNone);
+    out.initial_aligned = metrics::ShapeNme(V0, gt_raw, lm68, metrics::ShapeAlignment::kSimilarity);
+    // The target: the GT mesh similarity-aligned onto the initial shape. A global
+    // scale, rotation and translation of S are M's under weak perspective (and the
+    // crop removes scale), so the protocol measures what S itself can express.
+    gt = metrics::SimilarityAlign(gt_raw, V0).to(gt_raw.options());
   }
+  const at::Tensor gt_normals = render::VertexNormals(topo, gt).detach();
+  const at::Tensor iod = InterOcularDistance(topo, gt).clamp_min(1e-12).detach();
   // Section 4.2: vertex distance (Euclidean; here as the NME itself, so the
   // objective is unitless) plus the normals' cosine distance.
   auto objective = [&]() {
@@ -208,15 +208,18 @@ ProtocolFit FitShape(const model::FaceModel& model, const at::Tensor& gt_shape_m
   };
   out.summaries = fit::MinimiseBatch({fS}, objective, Checked(options));
   torch::NoGradGuard g;
-  out.final = ShapeNme(topo, render::VerticesFromUVMap(topo, model.DecodeShape(fS).value), gt);
+  out.vertices = render::VerticesFromUVMap(topo, model.DecodeShape(fS).value);
+  out.final = metrics::ShapeNme(out.vertices, gt_raw, lm68, metrics::ShapeAlignment::kNone);
+  out.final_aligned = metrics::ShapeNme(out.vertices, gt_raw, lm68, metrics::ShapeAlignment::kSimilarity);
   return out;
 }
 
 // --- the command ---------------------------------------------------------------
 
 ImageEval::ImageEval()
-    : yaw(kNaN), encoder_l21(kNaN), encoder_shape_nme(kNaN), texture_l21_init(kNaN), texture_l21(kNaN),
-      shape_nme_init(kNaN), shape_nme(kNaN) {}
+    : yaw(kNaN), encoder_l21(kNaN), encoder_shape_nme(kNaN), encoder_shape_nme_aligned(kNaN),
+      mean_face_shape_nme_aligned(kNaN), texture_l21_init(kNaN), texture_l21(kNaN), shape_nme_init(kNaN),
+      shape_nme(kNaN), shape_nme_init_aligned(kNaN), shape_nme_aligned(kNaN) {}
 
 std::string ModelEvalSummary::Table() const {
   std::string s = fmt::format("model {} ({}), {} images ({} failed), {} optimisation steps, {:.1f} s\n", model_path,
@@ -224,17 +227,26 @@ std::string ModelEvalSummary::Table() const {
   s += "| metric | images | mean | median |\n|---|---|---|---|\n";
   static const std::map<std::string, std::string> label = {
       {"encoder_l21", "encoder l2,1 (Table 1 metric)"},
-      {"encoder_shape_nme", "encoder shape NME"},
+      {"encoder_shape_nme", "encoder shape NME (no alignment)"},
+      {"encoder_shape_nme_aligned", "encoder shape NME, similarity-aligned"},
+      {"mean_face_shape_nme_aligned", "mean face (template) shape NME, similarity-aligned"},
+      {"shape_nme_init_aligned", "shape NME, encoder init, similarity-aligned"},
+      {"shape_nme_aligned", "shape NME after fitting f_S, similarity-aligned"},
       {"texture_l21_init", "texture l2,1, encoder init (GT geometry + M)"},
       {"texture_l21", "texture l2,1 after fitting f_A, L (Table 1 protocol)"},
       {"shape_nme_init", "shape NME, encoder init"},
-      {"shape_nme", "shape NME after fitting f_S (section 4.2)"}};
+      {"shape_nme", "shape NME after fitting f_S (section 4.2, no alignment)"}};
   for (const auto& name : MetricNames()) {
     auto it = stats.find(name);
     if (it == stats.end() || it->second.count == 0) continue;
     s += fmt::format("| {} | {} | {:.4f} | {:.4f} |\n", label.at(name), it->second.count, it->second.mean,
                      it->second.median);
   }
+  auto ratio = [&](const char* label, const metrics::SpreadRatio& r) {
+    if (std::isfinite(r.rms)) s += fmt::format("| {} | {} | {:.4f} | {:.4f} |\n", label, spread_images, r.rms, r.median);
+  };
+  ratio("shape spread ratio, encoder (1 = as varied as the truth, 0 = one shape)", encoder_spread);
+  ratio("shape spread ratio after fitting f_S", fitted_spread);
   s += "texture protocol albedo: " + texture_albedo + "\n";
   return s;
 }
@@ -299,6 +311,10 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
   texture_opts.optimiser.step_size = o.texture_step_size;
   shape_opts.optimiser.step_size = o.shape_step_size;
   texture_opts.convergence.relative_tolerance = shape_opts.convergence.relative_tolerance = o.tolerance;
+
+  // Aligned vertices for the spread ratios (over all images with ground truth).
+  std::vector<at::Tensor> spread_encoder, spread_fitted, spread_gt;
+  const at::Tensor mean_face = render::VerticesFromUVMap(topo, model.face_template().mean_shape.unsqueeze(0)).squeeze(0);
 
   Progress progress("eval-model", n, ParseProgressMode(o.progress), "images");
   summary.images.resize(static_cast<size_t>(n));
@@ -373,10 +389,20 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
         e.encoder_l21 = v;
         if (!std::isfinite(v) && e.reason.empty()) e.reason = "the encoder's reconstruction covers no pixel";
       });
-      if (!with_gt.empty())
-        set(ToDoubles(ShapeNme(topo, render::VerticesFromUVMap(topo, S.index_select(0, gi)),
-                               render::VerticesFromUVMap(topo, pick(b.shape_uv)))),
-            true, [](ImageEval& e, double v) { e.encoder_shape_nme = v; });
+      if (!with_gt.empty()) {
+        const auto V = render::VerticesFromUVMap(topo, S.index_select(0, gi));
+        const auto G = render::VerticesFromUVMap(topo, pick(b.shape_uv));
+        const auto lm68 = topo.landmarks68;
+        using metrics::ShapeAlignment;
+        set(ToDoubles(metrics::ShapeNme(V, G, lm68, ShapeAlignment::kNone)), true,
+            [](ImageEval& e, double v) { e.encoder_shape_nme = v; });
+        set(ToDoubles(metrics::ShapeNme(V, G, lm68, ShapeAlignment::kSimilarity)), true,
+            [](ImageEval& e, double v) { e.encoder_shape_nme_aligned = v; });
+        set(ToDoubles(metrics::ShapeNme(mean_face.unsqueeze(0).expand_as(G), G, lm68, ShapeAlignment::kSimilarity)),
+            true, [](ImageEval& e, double v) { e.mean_face_shape_nme_aligned = v; });
+        spread_encoder.push_back(V.cpu());
+        spread_gt.push_back(G.cpu());
+      }
     }
     if ((protocols & kEvalTexture) && !with_gt.empty()) {
       auto r = FitTexture(model, images.index_select(0, gi), pick(b.shape_uv), pick(b.M),
@@ -391,6 +417,9 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
       auto r = FitShape(model, pick(b.shape_uv), enc.f_shape.index_select(0, gi), o.normal_weight, shape_opts);
       set(ToDoubles(r.initial), true, [](ImageEval& e, double v) { e.shape_nme_init = v; });
       set(ToDoubles(r.final), true, [](ImageEval& e, double v) { e.shape_nme = v; });
+      set(ToDoubles(r.initial_aligned), true, [](ImageEval& e, double v) { e.shape_nme_init_aligned = v; });
+      set(ToDoubles(r.final_aligned), true, [](ImageEval& e, double v) { e.shape_nme_aligned = v; });
+      spread_fitted.push_back(r.vertices.cpu());
       for (size_t j = 0; j < with_gt.size(); ++j)
         summary.images[static_cast<size_t>(index[static_cast<size_t>(with_gt[j])])].shape_iterations =
             r.summaries[j].iterations;
@@ -417,6 +446,13 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
     }
     summary.stats[name] = st;
   }
+  if (!spread_gt.empty()) {
+    const auto G = torch::cat(spread_gt), ref = mean_face.cpu();
+    summary.spread_images = G.size(0);
+    if (!spread_encoder.empty()) summary.encoder_spread = metrics::ShapeSpreadRatio(torch::cat(spread_encoder), G, ref);
+    if (spread_fitted.size() == spread_gt.size())
+      summary.fitted_spread = metrics::ShapeSpreadRatio(torch::cat(spread_fitted), G, ref);
+  }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // --- outputs
@@ -425,13 +461,15 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
   summary.json_path = (fs::path(o.out) / "model_eval.json").string();
   {
     std::ofstream csv(summary.csv_path + ".tmp");
-    csv << "id,status,reason,yaw,encoder_l21,encoder_shape_nme,texture_l21_init,texture_l21,texture_iterations,"
-           "shape_nme_init,shape_nme,shape_iterations\n";
+    csv << "id,status,reason,yaw,encoder_l21,encoder_shape_nme,encoder_shape_nme_aligned,mean_face_shape_nme_aligned,"
+           "texture_l21_init,texture_l21,texture_iterations,shape_nme_init,shape_nme,shape_nme_init_aligned,shape_nme_aligned,"
+           "shape_iterations\n";
     for (const auto& e : summary.images)
       csv << CsvQuote(e.id) << ',' << e.status << ',' << CsvQuote(e.reason) << ',' << Num(e.yaw) << ','
-          << Num(e.encoder_l21) << ',' << Num(e.encoder_shape_nme) << ',' << Num(e.texture_l21_init) << ','
-          << Num(e.texture_l21) << ',' << e.texture_iterations << ',' << Num(e.shape_nme_init) << ','
-          << Num(e.shape_nme) << ',' << e.shape_iterations << '\n';
+          << Num(e.encoder_l21) << ',' << Num(e.encoder_shape_nme) << ',' << Num(e.encoder_shape_nme_aligned) << ','
+          << Num(e.mean_face_shape_nme_aligned) << ',' << Num(e.texture_l21_init) << ',' << Num(e.texture_l21) << ','
+          << e.texture_iterations << ',' << Num(e.shape_nme_init) << ',' << Num(e.shape_nme) << ','
+          << Num(e.shape_nme_init_aligned) << ',' << Num(e.shape_nme_aligned) << ',' << e.shape_iterations << '\n';
     if (!csv) throw InputError(summary.csv_path, "cannot write");
   }
   fs::rename(summary.csv_path + ".tmp", summary.csv_path);
@@ -463,6 +501,15 @@ ModelEvalSummary RunModelEval(const ModelEvalOptions& o) {
     if (st.count > 0) m["mean"] = st.mean, m["median"] = st.median;
     j["metrics"][name] = m;
   }
+  auto put_ratio = [&](const char* name, const metrics::SpreadRatio& r) {
+    if (!std::isfinite(r.rms)) return;
+    j["metrics"][name] = {{"count", summary.spread_images}, {"mean", r.rms}, {"median", r.median}};
+  };
+  put_ratio("shape_spread_ratio", summary.encoder_spread);
+  put_ratio("fitted_shape_spread_ratio", summary.fitted_spread);
+  j["aligned_nme"] = "the same NME after a least-squares similarity of the recovered mesh onto the GT (Umeyama)";
+  j["spread_ratio"] = "shapes similarity-aligned onto the template mean; per image the mean vertex distance from the "
+                      "set's mean shape; mean = RMS(recovered) / RMS(GT), median = median(recovered) / median(GT)";
   {
     std::ofstream js(summary.json_path + ".tmp");
     js << j.dump(2) << '\n';

@@ -22,20 +22,22 @@
 // by the GT inter-ocular distance = the 3D distance between the outer eye
 // corners (iBUG landmarks 37 and 46, 0-based 36 and 45) of the GT mesh.
 //
-// The two metrics are implemented here on tensors (train sits below module
-// eval, whose eval/Metrics.h cannot be used); l2,1 is fit::PhotometricLoss.
+// The metrics are lib/metrics (metrics::L21Error, metrics::ShapeNme with and
+// without similarity alignment, metrics::ShapeSpreadRatio), shared with `eval`.
 //
 // Tensor layouts as everywhere (common.md): images [B, 3, S, S] RGB in [0, 1],
 // UV maps [B, 3, U, V], vertices [B, N, 3] model space, M [B, 2, 4] into crop
 // pixels (origin at the centre of the top-left pixel, y down), L [B, 27].
 #include <ATen/Tensor.h>
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "fit/Optimiser.h"
+#include "metrics/Metrics.h"
 
 namespace facebatch::render {
 struct FaceTopology;
@@ -87,15 +89,10 @@ struct ModelEvalOptions {
 
 // --- metrics (per image, [B] float64 on the inputs' device) -------------------
 
-/// Table 1 / eq. 4: mean l2,1 RGB distance over the visible pixels, on sRGB values
-/// of the linear `rendered` and `input` (fit::ImageL21)
-/// (`visible` [B, 1, H, W] bool or float weights); NaN where none is visible.
-at::Tensor ReconstructionL21(const at::Tensor& rendered, const at::Tensor& input, const at::Tensor& visible);
-/// 3D distance between the outer eye corners (iBUG 36, 45) of `vertices` [B, N, 3].
+/// 3D distance between the outer eye corners (iBUG 36, 45) of `vertices` [B, N, 3]
+/// (differentiable, on the inputs' device: the shape protocol's objective; the
+/// reported NMEs are metrics::ShapeNme).
 at::Tensor InterOcularDistance(const render::FaceTopology& topology, const at::Tensor& vertices);
-/// Section 4.2 NME: mean_v ||vertices_v - gt_v||_2 / InterOcularDistance(gt).
-at::Tensor ShapeNme(const render::FaceTopology& topology, const at::Tensor& vertices, const at::Tensor& gt_vertices);
-
 // --- protocols on one batch (tensors on the model's device) --------------------
 
 /// I(S, A) of the given maps under M, L, compared with `images` over the
@@ -106,6 +103,8 @@ at::Tensor RenderL21(const model::FaceModel& model, const at::Tensor& images, co
 struct ProtocolFit {
   at::Tensor initial;  ///< [B] metric at the encoder's initialisation
   at::Tensor final;    ///< [B] metric of the best state after the optimisation
+  at::Tensor initial_aligned, final_aligned;  ///< [B] shape protocol: the NMEs after similarity alignment
+  at::Tensor vertices;       ///< [B, N, 3] shape protocol: the fitted mesh
   std::vector<fit::FitSummary> summaries;
 };
 
@@ -117,8 +116,10 @@ ProtocolFit FitTexture(const model::FaceModel& model, const at::Tensor& images, 
                        const fit::MinimiseOptions& options);
 
 /// Section 4.2: f_S starts at `f_shape` (copied) and minimises
-/// NME(S, S_gt) + normal_weight * mean_v (1 - cos(n_v, n_gt_v)) with S = D_S(f_S).value.
-/// Metric: NME.
+/// NME(S, S_gt') + normal_weight * mean_v (1 - cos(n_v, n_gt'_v)) with S = D_S(f_S).value
+/// and S_gt' the GT mesh similarity-aligned onto the initial S (a global similarity of S
+/// is M's under weak perspective). Metrics: NME against the GT as it is (final) and
+/// after similarity alignment (final_aligned).
 ProtocolFit FitShape(const model::FaceModel& model, const at::Tensor& gt_shape_map, const at::Tensor& f_shape,
                      double normal_weight, const fit::MinimiseOptions& options);
 
@@ -130,10 +131,10 @@ struct ImageEval {
   std::string status = "ok";  ///< ok | failed (unreadable image ...) | no-ground-truth
   std::string reason;
   double yaw;                 ///< ground-truth yaw (degrees), NaN without ground truth
-  double encoder_l21, encoder_shape_nme;
+  double encoder_l21, encoder_shape_nme, encoder_shape_nme_aligned, mean_face_shape_nme_aligned;
   double texture_l21_init, texture_l21;
   int texture_iterations = 0;
-  double shape_nme_init, shape_nme;
+  double shape_nme_init, shape_nme, shape_nme_init_aligned, shape_nme_aligned;
   int shape_iterations = 0;
   ImageEval();
 };
@@ -148,9 +149,14 @@ struct ModelEvalSummary {
   std::string texture_albedo;          ///< which albedo the texture protocol renders
   int steps = 0;
   std::vector<ImageEval> images;
-  /// Per metric (CSV column names: encoder_l21, encoder_shape_nme, texture_l21_init,
-  /// texture_l21, shape_nme_init, shape_nme) over the images where it is finite.
+  /// Per metric (CSV column names: encoder_l21, encoder_shape_nme, encoder_shape_nme_aligned,
+  /// mean_face_shape_nme_aligned, texture_l21_init, texture_l21, shape_nme_init, shape_nme,
+  /// shape_nme_init_aligned, shape_nme_aligned) over the images where it is finite.
   std::map<std::string, MetricStats> stats;
+  /// Shape spread ratios (metrics::ShapeSpreadRatio) over the images with ground truth:
+  /// the encoder's shapes and, with the shape protocol, the fitted ones (NaN when not run).
+  metrics::SpreadRatio encoder_spread{NAN, NAN}, fitted_spread{NAN, NAN};
+  int64_t spread_images = 0;
   int64_t failed = 0;
   double seconds = 0;
   std::string csv_path, json_path;

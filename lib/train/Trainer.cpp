@@ -18,6 +18,7 @@
 #include "model/FaceModel.h"
 #include "render/Render.h"
 #include "render/Template.h"
+#include "train/LatentTargets.h"
 
 namespace facebatch::train {
 namespace {
@@ -70,6 +71,7 @@ Batch ToDevice(const Batch& b, c10::Device d) {
   Batch out = b;
   out.images = b.images.to(d), out.landmarks = b.landmarks.to(d), out.has_ground_truth = b.has_ground_truth.to(d);
   out.shape_uv = b.shape_uv.to(d), out.albedo_uv = b.albedo_uv.to(d), out.M = b.M.to(d), out.L = b.L.to(d);
+  if (b.code_shape.defined()) out.code_shape = b.code_shape.to(d), out.code_albedo = b.code_albedo.to(d);
   return out;
 }
 
@@ -100,7 +102,8 @@ std::map<std::string, double> Accumulate(const std::vector<std::map<std::string,
 
 void PretrainWeights::Check() const {
   const std::initializer_list<std::pair<const char*, double>> weights = {
-      {"projection", projection}, {"lighting", lighting}, {"shape", shape}, {"albedo", albedo}};
+      {"projection", projection}, {"lighting", lighting}, {"shape", shape}, {"albedo", albedo},
+      {"latent_shape", latent_shape}, {"latent_albedo", latent_albedo}};
   for (const auto& [name, v] : weights)
     if (!(v >= 0) || !std::isfinite(v))
       throw UsageError(std::string("--pretrain.") + name + " must be a finite weight >= 0");
@@ -132,6 +135,9 @@ void TrainOptions::Check() const {
   } catch (const std::exception&) {
     throw UsageError("train: --device must be cpu, cuda or cuda:N (got '" + device + "')");
   }
+  if (shape_targets != "similarity" && shape_targets != "raw")
+    throw UsageError("train: --shape-targets must be similarity or raw");
+  if (latent_target_items < 0) throw UsageError("train: --latent-target-items must be >= 0");
   loss.Check("loss");
   pretrain.Check();
 }
@@ -141,6 +147,7 @@ const char* PhaseName(Phase phase) { return phase == Phase::kPretrain ? "pretrai
 const std::vector<std::string>& TermNames() {
   static const std::vector<std::string> names = {
       "landmark",         "gt_projection",    "gt_lighting",      "gt_shape",           "gt_albedo",
+      "gt_latent_shape",  "gt_latent_albedo",
       "rec_proxy-proxy",  "rec_proxy-true",   "rec_true-proxy",   "rec_true-true",      "albedo_symmetry",
       "albedo_constancy", "shape_smoothness", "residual_shape",   "residual_albedo",    "residual_symmetry",
       "latent_shape_prior", "latent_albedo_prior"};
@@ -162,10 +169,19 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
   fit::LossTerms terms;
 
   model::Encoding enc = model.Encode(batch.images);
-  model::DecodedMaps S = model.DecodeShape(enc.f_shape);
-  model::DecodedMaps A = model.DecodeAlbedo(enc.f_albedo);
   const bool proxy = HasProxy(model);
   const at::Tensor has_gt = batch.has_ground_truth.to(batch.images.scalar_type());
+  // Teacher forcing (train/LatentTargets.h): in pre-training an item with ground
+  // truth is decoded from its target code; validation (metrics) decodes the encoder's.
+  at::Tensor f_S = enc.f_shape, f_A = enc.f_albedo;
+  const bool codes = batch.code_shape.defined();
+  if (phase == Phase::kPretrain && codes && o.pretrain.teacher_forcing && !metrics) {
+    const auto g = has_gt.unsqueeze(1);
+    f_S = g * batch.code_shape + (1 - g) * enc.f_shape;
+    f_A = g * batch.code_albedo + (1 - g) * enc.f_albedo;
+  }
+  model::DecodedMaps S = model.DecodeShape(f_S);
+  model::DecodedMaps A = model.DecodeAlbedo(f_A);
 
   // Eq. 7: landmarks of the true shape S projected by M.
   at::Tensor vertices = render::VerticesFromUVMap(topo, S.value);  // [B, N, 3]
@@ -199,6 +215,10 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
     add("gt_projection", o.pretrain.projection,
         PerImageMean(((enc.projection - batch.M).flatten(1) / n.m_std).pow(2)));
     add("gt_lighting", o.pretrain.lighting, PerImageMean(((enc.lighting - batch.L) / n.l_std).pow(2)));
+    if (codes) {
+      add("gt_latent_shape", o.pretrain.latent_shape, PerImageMean((enc.f_shape - batch.code_shape).pow(2)));
+      add("gt_latent_albedo", o.pretrain.latent_albedo, PerImageMean((enc.f_albedo - batch.code_albedo).pow(2)));
+    }
     if (o.pretrain.shape > 0) {
       auto e = fit::ResidualMagnitudeLoss(S.value, batch.shape_uv, mask).per_image;
       if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(S.proxy, batch.shape_uv, mask).per_image);
@@ -266,7 +286,7 @@ bool GroundTruthNormalisation(const Dataset& dataset, at::Tensor& m_mean, at::Te
     if (row < 0) continue;
     // The crop transform depends on the landmarks only (io::CropFace).
     auto T = io::EstimateSimilarity(item.landmarks.points, io::CropTemplate(item.landmarks.convention, dataset.image_size()));
-    ms.push_back(ProjectionToCrop(gt->M[row], T).flatten());
+    ms.push_back(dataset.TargetProjection(row, T).flatten());
     ls.push_back(gt->L[row]);
   }
   if (ms.size() < 2) return false;
@@ -438,6 +458,47 @@ TrainSummary RunTrain(const TrainOptions& o) {
             train_set.has_ground_truth() ? train_set.ground_truth_path() : std::string("none"));
   if (o.pretrain_steps > 0 && !train_set.has_ground_truth())
     log::Warn("train: pre-training without ground truth uses the landmark loss only");
+  if (o.shape_targets == "similarity" && cfg.kind == model::ModelKind::kNonlinear) {
+    const auto& tmpl = model.face_template();
+    train_set.NormaliseShapeTargets(tmpl.mean_shape, tmpl.topology.mask);
+    if (val_set) val_set->NormaliseShapeTargets(tmpl.mean_shape, tmpl.topology.mask);
+  }
+  // Latent targets: built once (before the first step) and kept beside the outputs for --resume.
+  const fs::path targets_path = out / "latent_targets.pt";
+  LatentTargets shape_targets, albedo_targets;
+  const bool want_targets = cfg.kind == model::ModelKind::kNonlinear && o.pretrain_steps > 0 &&
+                            o.latent_target_items > 0 && train_set.has_ground_truth() &&
+                            (o.pretrain.teacher_forcing || o.pretrain.latent_shape > 0 || o.pretrain.latent_albedo > 0);
+  if (want_targets) {
+    if (o.resume && fs::exists(targets_path.string() + ".shape")) {
+      shape_targets = LatentTargets::Load(targets_path.string() + ".shape");
+      albedo_targets = LatentTargets::Load(targets_path.string() + ".albedo");
+    } else {
+      auto [shapes, albedos] = GroundTruthMaps(train_set, o.latent_target_items, o.seed);
+      if (shapes.dim() == 4) {
+        shape_targets = BuildLatentTargets(shapes, cfg.latent_shape);
+        albedo_targets = BuildLatentTargets(albedos, cfg.latent_albedo);
+      }
+      if (shape_targets.defined() && albedo_targets.defined()) {
+        shape_targets.Save(targets_path.string() + ".shape");
+        albedo_targets.Save(targets_path.string() + ".albedo");
+      }
+    }
+    if (shape_targets.defined() && albedo_targets.defined()) {
+      shape_targets.mean = shape_targets.mean.to(device), shape_targets.basis = shape_targets.basis.to(device);
+      albedo_targets.mean = albedo_targets.mean.to(device), albedo_targets.basis = albedo_targets.basis.to(device);
+      log::Info("train: latent targets: PCA of {} ground-truth maps, {} shape and {} albedo components",
+                std::min<int64_t>(o.latent_target_items, train_set.size()), shape_targets.basis.size(0),
+                albedo_targets.basis.size(0));
+    } else {
+      shape_targets = {}, albedo_targets = {};
+    }
+  }
+  auto attach_codes = [&](Batch& b) {
+    if (!shape_targets.defined()) return;
+    b.code_shape = shape_targets.Codes(b.shape_uv);
+    b.code_albedo = albedo_targets.Codes(b.albedo_uv);
+  };
 
   if (!o.resume) {
     parent_hash = model.provenance().training_steps > 0 || !o.model_in.empty() ? model.WeightsHash() : "";
@@ -522,6 +583,7 @@ TrainSummary RunTrain(const TrainOptions& o) {
         }
       if (samples.empty()) continue;
       auto batch = ToDevice(Collate(samples, step), device);
+      attach_codes(batch);
       rows.push_back(ComputeObjective(model, batch, phase, o, perceptual.get(), true).Means());
     }
     summary.last_val = Accumulate(rows);
@@ -542,6 +604,7 @@ TrainSummary RunTrain(const TrainOptions& o) {
     for (int64_t step = start_step; step < end_step; ++step) {
       const auto t0 = std::chrono::steady_clock::now();
       Batch batch = ToDevice(stream.Next(), device);
+      attach_codes(batch);
       const Phase phase = phase_of(step);
       const double lr = LearningRate(o, step);
       for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);

@@ -41,6 +41,14 @@ struct PretrainWeights {
   double lighting = 1.0;    ///< mean ((L - L_gt) / l_std)^2 over L's 27 entries
   double shape = 1.0;       ///< masked mean l1 (cm) of S and S~ against the GT shape map
   double albedo = 10.0;     ///< masked mean l1 of A and A~ against the GT albedo map
+  /// Latent targets (train/LatentTargets.h): mean squared error of the encoder's
+  /// f_S / f_A against the item's PCA code of its ground-truth map.
+  double latent_shape = 1.0;
+  double latent_albedo = 1.0;
+  /// Items with ground truth are decoded from their target codes (not from the
+  /// encoder) in pre-training, so the decoders learn code -> map while the encoder
+  /// learns image -> code.
+  bool teacher_forcing = true;
   void Check() const;
 };
 
@@ -77,6 +85,11 @@ struct TrainOptions {
   int64_t log_every = 10;
   bool set_normalisation = true;  ///< set the model's M/L statistics from the training ground truth
   bool use_ground_truth = true;
+  /// Shape targets: "similarity" (each GT shape similarity-aligned onto the mean
+  /// shape, M adjusted: Dataset::NormaliseShapeTargets) or "raw".
+  std::string shape_targets = "similarity";
+  /// Ground-truth items whose maps make the latent targets' PCA (0: no latent targets).
+  int64_t latent_target_items = 2000;
   fit::LossWeights loss;
   PretrainWeights pretrain;
   std::string command;         ///< recorded in the model's provenance

@@ -454,16 +454,24 @@ TEST_F(Export, OverlayHasTheExpectedSizeAndShowsTheFace) {
     batch::ShardReader shard(Shard().string());
     cv::Mat src = cv::imread(shard.String("/images/source", item["row"].get<int64_t>()));
     ASSERT_FALSE(src.empty());
-    ASSERT_EQ(img.cols, 2 * src.cols);
+    ASSERT_EQ(img.cols, 3 * src.cols);
     ASSERT_EQ(img.rows, src.rows);
-    cv::Mat left = img.colRange(0, src.cols), right = img.colRange(src.cols, 2 * src.cols);
+    const int W = src.cols;
+    cv::Mat left = img.colRange(0, W), middle = img.colRange(W, 2 * W), right = img.colRange(2 * W, 3 * W);
     EXPECT_EQ(cv::norm(left, src, cv::NORM_INF), 0);
-    cv::Mat diff;
-    cv::absdiff(left, right, diff);
-    cv::cvtColor(diff, diff, cv::COLOR_BGR2GRAY);
-    const double changed = cv::countNonZero(diff > 8) / double(src.total());
-    EXPECT_GT(changed, 0.01);  // the face (render, wireframe, landmarks) is drawn
-    EXPECT_LT(changed, 0.9);   // ... over the image, not instead of it
+    auto fraction_changed = [&](const cv::Mat& a, const cv::Mat& b) {
+      cv::Mat diff;
+      cv::absdiff(a, b, diff);
+      cv::cvtColor(diff, diff, cv::COLOR_BGR2GRAY);
+      return cv::countNonZero(diff > 8) / double(src.total());
+    };
+    const double rendered = fraction_changed(left, middle);
+    EXPECT_GT(rendered, 0.01);  // the render is composited ...
+    EXPECT_LT(rendered, 0.9);   // ... over the image, not instead of it
+    // The right panel adds the mesh and landmarks on top of the middle one (which has none).
+    const double drawn = fraction_changed(middle, right);
+    EXPECT_GT(drawn, 0.002);
+    EXPECT_LT(drawn, rendered + 0.05);
   }
   auto small = Options("overlay", "overlay-small");
   small.overlay_max_size = 150;
@@ -472,7 +480,7 @@ TEST_F(Export, OverlayHasTheExpectedSizeAndShowsTheFace) {
   auto js = ReadJson(Out("overlay-small") / "export.json");
   cv::Mat img = cv::imread((Out("overlay-small") / js["items"][0]["files"][0].get<std::string>()).string());
   EXPECT_EQ(img.rows, 150);
-  EXPECT_EQ(img.cols, 300);
+  EXPECT_EQ(img.cols, 450);
 }
 
 TEST_F(Export, SelectsByIdsStatusAndRange) {

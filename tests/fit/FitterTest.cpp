@@ -7,6 +7,7 @@
 
 #include "ModelTestUtil.h"
 #include "core/Error.h"
+#include "fit/Camera.h"
 #include "fit/Fitter.h"
 #include "model/FaceModel.h"
 #include "model/SyntheticTemplate.h"
@@ -178,6 +179,122 @@ TEST(Fitter, PoseFromProjectionRecoversAngles) {
   EXPECT_NEAR(pose[0][2].item<double>(), roll, 1e-5);
   EXPECT_NEAR(pose[0][3].item<double>(), s, 1e-5);
   EXPECT_NEAR(pose[0][5].item<double>(), 110, 1e-4);
+}
+
+}  // namespace
+}  // namespace facebatch::fit
+
+namespace facebatch::fit {
+namespace {
+
+// Issue 15: the coarse-to-fine schedule, stage by stage, the closed-form pose and the robust term.
+
+TEST(EstimateWeakPerspective, RecoversAScaledOrthographicCameraAndFallsBack) {
+  torch::manual_seed(11);
+  const double yaw = 0.6, pitch = 0.2, s = 3.0;
+  auto Ry = torch::tensor({std::cos(yaw), 0.0, std::sin(yaw), 0.0, 1.0, 0.0, -std::sin(yaw), 0.0, std::cos(yaw)}).view({3, 3});
+  auto Rx = torch::tensor({1.0, 0.0, 0.0, 0.0, std::cos(pitch), -std::sin(pitch), 0.0, std::sin(pitch), std::cos(pitch)}).view({3, 3});
+  auto R = Ry.matmul(Rx).to(torch::kFloat);
+  auto M = torch::zeros({2, 2, 4});
+  for (int b = 0; b < 2; ++b) {
+    M[b][0].slice(0, 0, 3) = s * R[0];
+    M[b][1].slice(0, 0, 3) = -s * R[1];
+    M[b][0][3] = 60 + b, M[b][1][3] = 70;
+  }
+  auto X = 5 * torch::randn({2, 73, 3});
+  auto x = ProjectPoints(M, X);
+  auto w = torch::ones({2, 73});
+  w[1].zero_();
+  w[1].slice(0, 0, 3).fill_(1);  // 3 points: too few, the fallback is kept
+  auto fallback = torch::full({2, 2, 4}, 7.0);
+  auto E = EstimateWeakPerspective(X, x, w, fallback);
+  EXPECT_TRUE(torch::allclose(E[0], M[0], 1e-3, 1e-3)) << E[0] << M[0];
+  EXPECT_TRUE(torch::equal(E[1], fallback[1]));
+  // Noisy points: still close, and the 2x3 part stays s times orthonormal rows.
+  auto noisy = EstimateWeakPerspective(X, x + 0.5 * torch::randn_like(x), torch::ones({2, 73}), fallback);
+  auto A = noisy[0].slice(1, 0, 3);
+  EXPECT_NEAR(A[0].norm().item<double>(), A[1].norm().item<double>(), 1e-4);
+  EXPECT_NEAR(A[0].dot(A[1]).item<double>(), 0.0, 1e-3);
+  EXPECT_NEAR(A[0].norm().item<double>(), s, 0.05);
+  EXPECT_THROW(EstimateWeakPerspective(X, x.slice(1, 0, 5), w, fallback), Error);
+}
+
+TEST(FitterSchedule, EachStageMovesOnlyItsOwnUnknowns) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 2, 0.4);
+  auto run = [&](const std::string& schedule) {
+    FitOptions o;
+    o.schedule = schedule;
+    o.appearance_steps = 5;
+    o.steps = 5;
+    return Fitter(m, o).FitFrom(p.start, p.images, p.landmarks, p.weights);
+  };
+  // Stage 1: only M changes, and the landmarks move onto the targets.
+  auto pose = run("pose");
+  EXPECT_TRUE(torch::equal(pose.f_shape, p.start.f_shape));
+  EXPECT_TRUE(torch::equal(pose.f_albedo, p.start.f_albedo));
+  EXPECT_TRUE(torch::equal(pose.lighting, p.start.lighting));
+  EXPECT_FALSE(torch::equal(pose.projection, p.start.projection));
+  auto enc_only = run("joint");  // for the landmark error of the start: 5 joint steps barely move M
+  for (int b = 0; b < 2; ++b) EXPECT_LT(pose.landmark_error[b].item<double>(), 0.5);
+  // Stage 2: only f_A and L change.
+  auto appearance = run("appearance");
+  EXPECT_TRUE(torch::equal(appearance.f_shape, p.start.f_shape));
+  EXPECT_TRUE(torch::equal(appearance.projection, p.start.projection));
+  EXPECT_FALSE(torch::equal(appearance.f_albedo, p.start.f_albedo));
+  EXPECT_FALSE(torch::equal(appearance.lighting, p.start.lighting));
+  for (const auto& s : appearance.summaries) EXPECT_LE(s.iterations, 5);
+  // Stage 3: everything.
+  EXPECT_FALSE(torch::equal(enc_only.f_shape, p.start.f_shape));
+  EXPECT_FALSE(torch::equal(enc_only.projection, p.start.projection));
+  EXPECT_EQ(ParseSchedule("coarse-to-fine"), unsigned(kStagePose | kStageAppearance | kStageJoint));
+  EXPECT_EQ(ParseSchedule("pose,joint"), unsigned(kStagePose | kStageJoint));
+  EXPECT_THROW(ParseSchedule("pose,fine"), UsageError);
+}
+
+TEST(FitterSchedule, AKnownFaceFromAPerturbedStartConvergesWithTheDefaults) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 3, 0.6);
+  // A start far off in pose too: 3 px translation and 8% scale.
+  p.start.projection = p.truth.projection.clone();
+  p.start.projection.select(2, 3).add_(3.0);
+  p.start.projection.slice(2, 0, 3).mul_(1.08);
+  FitOptions o;  // the defaults, no tuning
+  Fitter fitter(m, o);
+  auto r = fitter.FitFrom(p.start, p.images, p.landmarks, p.weights);
+  for (int b = 0; b < 3; ++b) {
+    SCOPED_TRACE(r.summaries[b].FullReport());
+    EXPECT_TRUE(r.summaries[b].IsUsable());
+    EXPECT_LT(r.photometric[b].item<double>(), 0.02);
+    EXPECT_LT(r.landmark_error[b].item<double>(), 0.5);  // pixels of the 64 px image
+    EXPECT_LE(r.summaries[b].iterations, o.appearance_steps + o.steps);
+  }
+}
+
+TEST(FitterSchedule, TheRobustTermIgnoresAnOccluder) {
+  auto m = TinyModel();
+  auto p = MakeProblem(m, 2, 0.5);
+  const int S = m.config().image_size;
+  // A saturated block (a hand, a sticker) over a fifth of the face, inside the landmarks.
+  auto occluded = p.images.clone();
+  auto lm = p.landmarks.slice(1, 0, 68);
+  for (int b = 0; b < 2; ++b) {
+    const int cx = static_cast<int>(lm[b].select(1, 0).mean().item<double>());
+    const int cy = static_cast<int>(lm[b].select(1, 1).mean().item<double>());
+    const int h = S / 9;
+    occluded[b].slice(1, std::max(0, cy - h), std::min(S, cy + h)).slice(2, std::max(0, cx - h), std::min(S, cx + h)).select(0, 0).fill_(1.0);
+    occluded[b].slice(1, std::max(0, cy - h), std::min(S, cy + h)).slice(2, std::max(0, cx - h), std::min(S, cx + h)).select(0, 1).fill_(0.0);
+  }
+  auto albedo_error = [&](double threshold) {
+    FitOptions o;
+    o.outlier_threshold = threshold;
+    auto r = Fitter(m, o).FitFrom(p.start, occluded, p.landmarks, p.weights);
+    torch::NoGradGuard ng;
+    auto truth = m.DecodeAlbedo(p.truth.f_albedo).value;
+    return (r.albedo.value - truth).abs().mean().item<double>();
+  };
+  const double robust = albedo_error(3.0), plain = albedo_error(0.0);
+  EXPECT_LT(robust, 0.7 * plain) << "robust " << robust << " plain " << plain;
 }
 
 }  // namespace

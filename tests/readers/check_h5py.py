@@ -117,11 +117,13 @@ def check_ground_truth(schema_path, gt_path):
     schema = json.load(open(schema_path))
     f = h5py.File(gt_path, "r")
     check(attr_str(f, "format") == schema["format"], "ground truth: format attribute")
-    check(int(f.attrs["version"]) == schema["version"], "ground truth: version")
+    version = int(f.attrs["version"])
+    check(version in schema["root_attributes"]["version"]["enum"], f"ground truth: version {version}")
     ids = json.loads(attr_str(f, "ids_json"))
     symbols = {"N": len(ids), "U": int(f.attrs["uv_rows"]), "V": int(f.attrs["uv_cols"])}
     for path, spec in schema["datasets"].items():
         if not spec.get("required", True) and path not in f:
+            check(version < spec.get("since_version", 1), f"ground truth: {path} missing in a version {version} file")
             continue
         check(path in f, f"ground truth: dataset {path} missing")
         if path in f:

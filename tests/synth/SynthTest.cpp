@@ -2,6 +2,7 @@
 // corpus files, the real readers (io) on every layout, the ground-truth file.
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -64,6 +65,7 @@ void ExpectSameGroundTruth(const GroundTruth& a, const GroundTruth& b) {
   EXPECT_TRUE(torch::equal(a.pose, b.pose));
   EXPECT_TRUE(torch::equal(a.visible, b.visible));
   EXPECT_TRUE(torch::equal(a.template_mask, b.template_mask));
+  if (a.occluder.defined() && b.occluder.defined()) EXPECT_TRUE(torch::equal(a.occluder, b.occluder));
 }
 
 io::Manifest Index(const fs::path& root, const fs::path& manifest) {
@@ -178,6 +180,49 @@ TEST(Synth, GroundTruthMatchesThe300wLpFilesAndTheReader) {
     cv::flip(a, af, 1);
     EXPECT_LT(cv::norm(af, b, cv::NORM_L1) / af.total() / 3, 3.0) << fid;
     EXPECT_GT(cv::norm(a, b, cv::NORM_L1) / af.total() / 3, 3.0) << fid;
+  }
+}
+
+TEST(Synth, TheOccluderIsRecordedWhereItWasDrawn) {
+  // Issue 15: the ground truth says which pixels an occluder hides. The occluder is drawn
+  // last, so the same face without it differs exactly there (plus anti-aliased edges).
+  FaceGenerator gen(48, 56);
+  SceneOptions with, without;
+  with.occluder_prob = 1, without.occluder_prob = 0;
+  for (uint64_t k = 0; k < 4; ++k) {
+    auto render = [&](const SceneOptions& scene) {
+      std::mt19937_64 rng(ItemSeed(8, 2, k));
+      Identity id = gen.RandomIdentity(rng);
+      Placement p;
+      p.scale = 180 / 15.5, p.tx = 150, p.ty = 160;
+      return gen.Render(id, FaceGenerator::PlacementM(p), p, 300, 300, rng, scene);
+    };
+    SynthFace a = render(with), b = render(without);
+    ASSERT_TRUE(a.occluder[0] == 1 || a.occluder[0] == 2);
+    EXPECT_EQ(b.occluder[0], 0);
+    cv::Mat mask = OccluderMask(torch::tensor(std::vector<float>(a.occluder.begin(), a.occluder.end())), 300, 300);
+    ASSERT_GT(cv::countNonZero(mask), 50);
+    cv::Mat diff;
+    cv::absdiff(a.image, b.image, diff);
+    cv::Mat changed;
+    cv::cvtColor(diff, changed, cv::COLOR_BGR2GRAY);
+    changed = changed > 0;
+    cv::Mat grown;
+    cv::dilate(mask, grown, cv::Mat::ones(5, 5, CV_8U));
+    cv::Mat outside = changed & ~grown;
+    EXPECT_EQ(cv::countNonZero(outside), 0) << "face " << k;
+    // Inside the (eroded) mask the pixels are the occluder's colour: most changed.
+    cv::Mat core, inside;
+    cv::erode(mask, core, cv::Mat::ones(3, 3, CV_8U));
+    inside = changed & core;
+    EXPECT_GT(cv::countNonZero(inside), 0.8 * cv::countNonZero(core)) << "face " << k;
+    // The mirrored copy's occluder is the mirror image of the mask.
+    SynthFace m = gen.Mirror(a, 300);
+    cv::Mat mm = OccluderMask(torch::tensor(std::vector<float>(m.occluder.begin(), m.occluder.end())), 300, 300), flipped;
+    cv::flip(mask, flipped, 1);
+    cv::Mat x;
+    cv::bitwise_xor(mm, flipped, x);
+    EXPECT_LT(cv::countNonZero(x), 0.1 * cv::countNonZero(mask)) << "face " << k;
   }
 }
 
@@ -322,6 +367,8 @@ GroundTruth TinyGroundTruth(int64_t n) {
   gt.landmarks = torch::rand({n, 68, 2}) * 100;
   gt.pose = torch::randn({n, 3});
   gt.visible = torch::randint(0, 2, {n, 68}).to(torch::kUInt8);
+  gt.occluder = torch::zeros({n, 6});
+  gt.occluder[0] = torch::tensor({1.f, 40.f, 50.f, 10.f, 5.f, 30.f});
   gt.template_mask = torch::randint(0, 2, {16, 20}).to(torch::kUInt8);
   return gt;
 }
@@ -342,17 +389,34 @@ TEST(GroundTruthFile, RoundTripAndRejections) {
   GroundTruth bad = gt;
   bad.M = torch::zeros({3, 3, 4});
   EXPECT_THROW(WriteGroundTruth((tmp / "bad.h5").string(), bad), Error);
+  EXPECT_TRUE(torch::equal(back.occluder, gt.occluder));
+  // The occluder's mask: an ellipse of half axes 10 x 5 around (40, 50): about
+  // pi (10 + 1/2)(5 + 1/2) pixels (the outline's pixels are filled).
+  auto mask = OccluderMask(back.occluder[0], 100, 120);
+  EXPECT_EQ(mask.at<uint8_t>(50, 40), 255);
+  EXPECT_EQ(mask.at<uint8_t>(10, 10), 0);
+  EXPECT_NEAR(cv::countNonZero(mask), 3.14159 * 10.5 * 5.5, 15);
+  EXPECT_EQ(cv::countNonZero(OccluderMask(back.occluder[1], 100, 120)), 0);
+  // Version 1 (before /occluder) is still read: occluders unknown (kind -1).
+  {
+    auto f = io::hdf5::File::OpenReadWrite(path);
+    f.root().SetAttribute("version", int64_t(1));
+    f.root().Remove("occluder");
+    f.Close();
+    auto v1 = ReadGroundTruth(path);
+    EXPECT_EQ(v1.occluder[0][0].item<float>(), -1.f);
+  }
   // Unknown version and another format are rejected with the file named.
   {
     auto f = io::hdf5::File::OpenReadWrite(path);
-    f.root().SetAttribute("version", int64_t(2));
+    f.root().SetAttribute("version", int64_t(3));
     f.Close();
   }
   try {
     ReadGroundTruth(path);
-    FAIL() << "version 2 accepted";
+    FAIL() << "version 3 accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("version 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("version 3"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
   {
@@ -379,19 +443,21 @@ TEST(GroundTruthFile, StreamingWriterEqualsTheWholeFileWriter) {
   {
     GroundTruthWriter w(path, gt);
     for (int64_t r : {2, 0, 3, 1})  // any order, as the parallel generator writes them
-      w.WriteRow(r, gt.shape_uv[r], gt.albedo_uv[r], gt.M[r], gt.L[r], gt.landmarks[r], gt.pose[r], gt.visible[r]);
+      w.WriteRow(r, gt.shape_uv[r], gt.albedo_uv[r], gt.M[r], gt.L[r], gt.landmarks[r], gt.pose[r], gt.visible[r],
+                 gt.occluder[r]);
     EXPECT_THROW(w.WriteRow(4, gt.shape_uv[0], gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0], gt.pose[0],
-                            gt.visible[0]),
+                            gt.visible[0], gt.occluder[0]),
                  Error);
     EXPECT_THROW(w.WriteRow(0, gt.shape_uv[0].slice(1, 0, 8), gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0],
-                            gt.pose[0], gt.visible[0]),
+                            gt.pose[0], gt.visible[0], gt.occluder[0]),
                  Error);
     w.Close();
   }
   ExpectSameGroundTruth(gt, ReadGroundTruth(path));
   // A row never written is an error at Close.
   GroundTruthWriter w2((tmp / "partial.h5").string(), gt);
-  w2.WriteRow(0, gt.shape_uv[0], gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0], gt.pose[0], gt.visible[0]);
+  w2.WriteRow(0, gt.shape_uv[0], gt.albedo_uv[0], gt.M[0], gt.L[0], gt.landmarks[0], gt.pose[0], gt.visible[0],
+              gt.occluder[0]);
   EXPECT_THROW(w2.Close(), Error);
   // The wrapper's row writes check their range and trailing dims.
   auto f = io::hdf5::File::Create((tmp / "rows.h5").string());

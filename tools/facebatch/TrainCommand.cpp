@@ -62,7 +62,17 @@ int RunTrainCommand(int argc, char** argv) {
       ("pretrain.shape", po::value(&opts.pretrain.shape)->default_value(opts.pretrain.shape),
        "pre-training weight of the shape-map error")
       ("pretrain.albedo", po::value(&opts.pretrain.albedo)->default_value(opts.pretrain.albedo),
-       "pre-training weight of the albedo-map error");
+       "pre-training weight of the albedo-map error")
+      ("pretrain.latent_shape", po::value(&opts.pretrain.latent_shape)->default_value(opts.pretrain.latent_shape),
+       "pre-training weight of the encoder's f_S error against the item's PCA code (latent targets)")
+      ("pretrain.latent_albedo", po::value(&opts.pretrain.latent_albedo)->default_value(opts.pretrain.latent_albedo),
+       "pre-training weight of the encoder's f_A error against the item's PCA code")
+      ("pretrain.teacher_forcing", po::value(&opts.pretrain.teacher_forcing)->default_value(opts.pretrain.teacher_forcing),
+       "pre-training decodes items with ground truth from their target codes (the decoders learn code -> map)")
+      ("shape-targets", po::value(&opts.shape_targets)->default_value(opts.shape_targets),
+       "similarity (GT shapes similarity-aligned onto the mean shape, M adjusted) | raw")
+      ("latent-target-items", po::value(&opts.latent_target_items)->default_value(opts.latent_target_items),
+       "ground-truth maps in the PCA of the latent targets (0: none)");
   fit::AddLossOptions(parser.options(), opts.loss, "loss");
   if (!parser.Parse(argc, argv)) return kExitOk;
   opts.command = "facebatch";

@@ -1,5 +1,5 @@
 // The paper's metrics (section 4); see Metrics.h.
-#include "eval/Metrics.h"
+#include "metrics/Metrics.h"
 
 #include <torch/torch.h>
 
@@ -10,19 +10,19 @@
 #include "core/Error.h"
 #include "fit/Losses.h"
 
-namespace facebatch::eval {
+namespace facebatch::metrics {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void CheckDims(const char* fn, const char* arg, const at::Tensor& t, std::vector<int64_t> dims) {
-  if (!t.defined()) throw Error(std::string("eval::") + fn + ": " + arg + " is undefined");
+  if (!t.defined()) throw Error(std::string("metrics::") + fn + ": " + arg + " is undefined");
   bool ok = t.dim() == static_cast<int64_t>(dims.size());
   for (size_t i = 0; ok && i < dims.size(); ++i) ok = dims[i] < 0 || t.size(static_cast<int64_t>(i)) == dims[i];
   if (!ok) {
     std::string want = "[";
     for (size_t i = 0; i < dims.size(); ++i) want += (i ? ", " : "") + (dims[i] < 0 ? std::string("*") : std::to_string(dims[i]));
-    throw Error(std::string("eval::") + fn + ": " + arg + " must be " + want + "], got " + c10::str(t.sizes()));
+    throw Error(std::string("metrics::") + fn + ": " + arg + " must be " + want + "], got " + c10::str(t.sizes()));
   }
 }
 
@@ -59,7 +59,7 @@ at::Tensor LandmarkNormaliser(const at::Tensor& ground_truth, NmeNormalisation n
   const auto g = Cpu64(ground_truth);
   const int64_t B = g.size(0), K = g.size(1);
   if (normalisation == NmeNormalisation::kInterOcular) {
-    if (K != 68) throw Error("eval::LandmarkNormaliser: the inter-ocular distance needs 68 iBUG points, got " + std::to_string(K));
+    if (K != 68) throw Error("metrics::LandmarkNormaliser: the inter-ocular distance needs 68 iBUG points, got " + std::to_string(K));
     return Norm(g.select(1, kOuterEyeLeft68) - g.select(1, kOuterEyeRight68));
   }
   const auto w = WeightsOrOnes("LandmarkNormaliser", weights, B, K) > 0;  // [B, K] bool
@@ -94,14 +94,18 @@ ShapeAlignment ParseShapeAlignment(const std::string& text) {
   throw UsageError("unknown shape alignment '" + text + "' (expected none or similarity)");
 }
 
-at::Tensor SimilarityAlign(const at::Tensor& source, const at::Tensor& target, const at::Tensor& weights) {
-  CheckDims("SimilarityAlign", "target", target, {-1, -1, 3});
-  CheckDims("SimilarityAlign", "source", source, {target.size(0), target.size(1), 3});
+at::Tensor Similarity::Apply(const at::Tensor& points) const {
+  return scale.view({-1, 1, 1}) * Cpu64(points).matmul(rotation.transpose(1, 2)) + translation.unsqueeze(1);
+}
+
+Similarity EstimateSimilarity(const at::Tensor& source, const at::Tensor& target, const at::Tensor& weights) {
+  CheckDims("EstimateSimilarity", "target", target, {-1, -1, 3});
+  CheckDims("EstimateSimilarity", "source", source, {target.size(0), target.size(1), 3});
   const auto P = Cpu64(source), G = Cpu64(target);
   const int64_t B = P.size(0), N = P.size(1);
-  const auto w = WeightsOrOnes("SimilarityAlign", weights, B, N).unsqueeze(-1);  // [B, N, 1]
-  const auto wsum = w.sum(1, true).clamp_min(1);                                   // [B, 1, 1]
-  const auto mp = (P * w).sum(1, true) / wsum, mg = (G * w).sum(1, true) / wsum;  // [B, 1, 3]
+  const auto w = WeightsOrOnes("EstimateSimilarity", weights, B, N).unsqueeze(-1);  // [B, N, 1]
+  const auto wsum = w.sum(1, true).clamp_min(1);                                      // [B, 1, 1]
+  const auto mp = (P * w).sum(1, true) / wsum, mg = (G * w).sum(1, true) / wsum;     // [B, 1, 3]
   const auto Pc = P - mp, Gc = G - mg;
   // Umeyama: Sigma = (1/n) sum w g p^T = U D V^T; R = U diag(1, 1, sign(det U det V)) V^T;
   // s = trace(D diag(...)) / var(p); t = mg - s R mp.
@@ -110,10 +114,36 @@ at::Tensor SimilarityAlign(const at::Tensor& source, const at::Tensor& target, c
   const auto sign = torch::sign(at::linalg_det(U) * at::linalg_det(Vh));
   auto diag = torch::ones({B, 3}, torch::kFloat64);
   diag.select(1, 2).copy_(torch::where(sign < 0, -torch::ones_like(sign), torch::ones_like(sign)));
-  const auto R = U.matmul(torch::diag_embed(diag)).matmul(Vh);                      // [B, 3, 3]
+  Similarity out;
+  out.rotation = U.matmul(torch::diag_embed(diag)).matmul(Vh);                      // [B, 3, 3]
   const auto var_p = ((Pc * Pc).sum(-1, true) * w).sum(1, true) / wsum;            // [B, 1, 1]
-  const auto s = (D * diag).sum(1).view({B, 1, 1}) / var_p.clamp_min(1e-300);
-  return s * Pc.matmul(R.transpose(1, 2)) + mg;
+  out.scale = (D * diag).sum(1) / var_p.view({B}).clamp_min(1e-300);
+  out.translation = (mg - out.scale.view({B, 1, 1}) * mp.matmul(out.rotation.transpose(1, 2))).squeeze(1);
+  return out;
+}
+
+at::Tensor SimilarityAlign(const at::Tensor& source, const at::Tensor& target, const at::Tensor& weights) {
+  return EstimateSimilarity(source, target, weights).Apply(source);
+}
+
+at::Tensor ShapeSpread(const at::Tensor& shapes, const at::Tensor& reference) {
+  CheckDims("ShapeSpread", "reference", reference, {-1, 3});
+  CheckDims("ShapeSpread", "shapes", shapes, {-1, reference.size(0), 3});
+  const int64_t B = shapes.size(0);
+  const auto aligned = SimilarityAlign(shapes, Cpu64(reference).unsqueeze(0).expand({B, -1, -1}));
+  return Norm(aligned - aligned.mean(0, true)).mean(1);
+}
+
+SpreadRatio ShapeSpreadRatio(const at::Tensor& recovered, const at::Tensor& ground_truth, const at::Tensor& reference) {
+  CheckDims("ShapeSpreadRatio", "ground_truth", ground_truth, {-1, -1, 3});
+  CheckDims("ShapeSpreadRatio", "recovered", recovered, {ground_truth.size(0), ground_truth.size(1), 3});
+  SpreadRatio r{kNaN, kNaN};
+  if (ground_truth.size(0) < 2) return r;
+  const auto a = ShapeSpread(recovered, reference), b = ShapeSpread(ground_truth, reference);
+  const double rms_b = b.pow(2).mean().sqrt().item<double>(), med_b = b.median().item<double>();
+  if (rms_b > 0) r.rms = a.pow(2).mean().sqrt().item<double>() / rms_b;
+  if (med_b > 0) r.median = a.median().item<double>() / med_b;
+  return r;
 }
 
 at::Tensor ShapeNme(const at::Tensor& recovered, const at::Tensor& ground_truth, const at::Tensor& landmarks68,
@@ -128,7 +158,7 @@ at::Tensor ShapeNme(const at::Tensor& recovered, const at::Tensor& ground_truth,
   const auto lm = landmarks68.to(torch::kCPU, torch::kLong);
   const int64_t a = lm[kOuterEyeLeft68].item<int64_t>(), b = lm[kOuterEyeRight68].item<int64_t>();
   if (a < 0 || a >= N || b < 0 || b >= N)
-    throw Error("eval::ShapeNme: eye-corner landmark vertex ids out of range [0, " + std::to_string(N) + ")");
+    throw Error("metrics::ShapeNme: eye-corner landmark vertex ids out of range [0, " + std::to_string(N) + ")");
   const auto iod = Norm(G.select(1, a) - G.select(1, b));  // [B]
   const auto wsum = w.sum(1);
   const auto mean = (Norm(P - G) * w).sum(1) / wsum.clamp_min(1);
@@ -166,4 +196,4 @@ Stats Summarise(const std::vector<double>& values) {
   return s;
 }
 
-}  // namespace facebatch::eval
+}  // namespace facebatch::metrics

@@ -1,7 +1,8 @@
 #pragma once
 // The paper's evaluation metrics (Tran, Liu, Liu, CVPR 2019, section 4), as
-// tensor-level functions shared by `facebatch eval` (fit outputs) and the
-// model evaluation of lib/train (held-out synthetic ground truth).
+// tensor-level functions: the one metrics module, shared by `facebatch eval`
+// (fit outputs, lib/eval), `facebatch eval-model` and training validation
+// (lib/train). It sits above fit (l2,1 is fit::ImageL21) and below train/eval.
 //
 // Every function takes a batch and returns one value per image, [B] float64 on
 // the CPU (inputs may live on any device, in float32 or float64; they are
@@ -19,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace facebatch::eval {
+namespace facebatch::metrics {
 
 /// iBUG-68 outer eye corners (the inter-ocular distance of the NMEs below).
 constexpr int kOuterEyeLeft68 = 36;   ///< image-left eye, outer corner
@@ -61,6 +62,20 @@ enum class ShapeAlignment {
 const char* ShapeAlignmentName(ShapeAlignment a);            ///< "none", "similarity"
 ShapeAlignment ParseShapeAlignment(const std::string& text);  ///< throws UsageError
 
+/// A similarity transform per batch item: x -> scale R x + translation (float64).
+struct Similarity {
+  at::Tensor scale;        ///< [B]
+  at::Tensor rotation;     ///< [B, 3, 3], det +1
+  at::Tensor translation;  ///< [B, 3]
+  /// Applies it to points [B, N, 3] (any dtype; float64 result on the CPU).
+  at::Tensor Apply(const at::Tensor& points) const;
+};
+
+/// The least-squares similarity taking `source` onto `target` (Umeyama 1991, no
+/// reflection): minimises sum_n w_n ||s R p_n + t - g_n||^2. [B, N, 3] each,
+/// corresponding rows; `weights` [B, N] 0/1 or undefined (all).
+Similarity EstimateSimilarity(const at::Tensor& source, const at::Tensor& target, const at::Tensor& weights = {});
+
 /// The least-squares similarity transform of `source` onto `target`
 /// ([B, N, 3] each, corresponding rows; `weights` [B, N] 0/1 or undefined),
 /// applied to `source`: returns s R source + t, [B, N, 3] float64 (Umeyama 1991;
@@ -77,6 +92,23 @@ at::Tensor SimilarityAlign(const at::Tensor& source, const at::Tensor& target, c
 at::Tensor ShapeNme(const at::Tensor& recovered, const at::Tensor& ground_truth, const at::Tensor& landmarks68,
                     ShapeAlignment alignment, const at::Tensor& weights = {});
 
+/// Spread of a set of shapes (issue 14: what makes a mean-face model visible):
+/// every shape [B, N, 3] is similarity-aligned onto `reference` [N, 3] (e.g. the
+/// template's mean shape), then per shape the mean per-vertex distance from the
+/// set's mean aligned shape, [B] float64 (cm for model-space shapes). The spread
+/// of B copies of one shape is 0.
+at::Tensor ShapeSpread(const at::Tensor& shapes, const at::Tensor& reference);
+
+/// Spread ratio of recovered shapes against their ground truth (same images, same
+/// order): rms = RMS(ShapeSpread(recovered)) / RMS(ShapeSpread(ground_truth));
+/// median = the ratio of the medians. 1 = the recovered shapes vary as much as the
+/// truth, 0 = one shape for every image (a collapsed, mean-face model). NaN with
+/// fewer than 2 shapes or a ground truth without spread.
+struct SpreadRatio {
+  double rms = 0, median = 0;
+};
+SpreadRatio ShapeSpreadRatio(const at::Tensor& recovered, const at::Tensor& ground_truth, const at::Tensor& reference);
+
 /// Summary statistics of a sample (NaNs are ignored; count = finite values).
 /// Percentiles interpolate linearly between order statistics (numpy's default).
 struct Stats {
@@ -87,4 +119,4 @@ Stats Summarise(const std::vector<double>& values);
 /// Linear-interpolation percentile (q in [0, 100]) of sorted finite values; NaN when empty.
 double Percentile(const std::vector<double>& sorted, double q);
 
-}  // namespace facebatch::eval
+}  // namespace facebatch::metrics

@@ -1,14 +1,14 @@
-// Hand-computed values of the paper's metrics on tiny inputs (lib/eval/Metrics.h).
+// Hand-computed values of the paper's metrics on tiny inputs (lib/metrics/Metrics.h).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "core/Error.h"
-#include "eval/Metrics.h"
+#include "metrics/Metrics.h"
 #include "render/Colour.h"
 
-namespace facebatch::eval {
+namespace facebatch::metrics {
 namespace {
 
 TEST(L21Error, MeanOfRgbNormsOverMaskedPixels) {
@@ -127,6 +127,58 @@ TEST(ShapeNme, SimilarityRemovesRotationScaleTranslationButNotReflection) {
   EXPECT_THROW(ParseShapeAlignment("rigid"), UsageError);
 }
 
+TEST(EstimateSimilarity, RecoversAKnownTransform) {
+  torch::manual_seed(5);
+  auto x = torch::randn({1, 40, 3}, torch::kFloat64);
+  const double c = std::cos(-0.4), s = std::sin(-0.4);
+  auto R = torch::tensor({c, 0., s, 0., 1., 0., -s, 0., c}, torch::kFloat64).view({3, 3});
+  auto y = 0.8 * x.matmul(R.t()) + torch::tensor({0.5, 1., -2.}, torch::kFloat64);
+  auto T = EstimateSimilarity(x, y);
+  EXPECT_NEAR(T.scale[0].item<double>(), 0.8, 1e-12);
+  EXPECT_TRUE(torch::allclose(T.rotation[0], R, 1e-10, 1e-10));
+  EXPECT_TRUE(torch::allclose(T.translation[0], torch::tensor({0.5, 1., -2.}, torch::kFloat64), 1e-10, 1e-10));
+  EXPECT_TRUE(torch::allclose(T.Apply(x), y, 1e-10, 1e-10));
+}
+
+TEST(ShapeSpread, TheMeanFaceHasNoSpreadAndSimilaritiesDoNotCount) {
+  torch::manual_seed(9);
+  auto ref = torch::randn({25, 3}, torch::kFloat64);
+  // Four copies of the reference, each moved by another similarity: spread 0.
+  std::vector<at::Tensor> copies;
+  for (int k = 0; k < 4; ++k) {
+    const double c = std::cos(0.3 * k), s = std::sin(0.3 * k);
+    auto R = torch::tensor({c, -s, 0., s, c, 0., 0., 0., 1.}, torch::kFloat64).view({3, 3});
+    copies.push_back((1.0 + 0.2 * k) * ref.matmul(R.t()) + 0.5 * k);
+  }
+  auto same = torch::stack(copies);
+  EXPECT_LT(ShapeSpread(same, ref).max().item<double>(), 1e-9);
+  // By hand: a planar reference (points (+-1, 0), (0, +-2) in z = 0) and out-of-plane
+  // offsets d_z = +-e orthogonal to 1, x and y (no rotation, translation or scale of
+  // the plane can produce them). Umeyama then aligns ref +- d onto ref with R = I,
+  // t = 0 (the centroid is 0) and s = sum |ref|^2 / (sum |ref|^2 + n e^2), so every
+  // vertex lies s e from the pair's mean: spread = s e for both shapes.
+  auto sym = torch::zeros({4, 3}, torch::kFloat64);
+  sym[0][0] = 1, sym[1][0] = -1, sym[2][1] = 2, sym[3][1] = -2;
+  auto spread_of = [&](double e) {
+    auto d = torch::zeros({4, 3}, torch::kFloat64);
+    d[0][2] = e, d[1][2] = e, d[2][2] = -e, d[3][2] = -e;
+    const double s = 10.0 / (10.0 + 4 * e * e);
+    return std::make_pair(torch::stack({sym + d, sym - d}), s * e);
+  };
+  auto [shapes, expected] = spread_of(0.1);
+  auto spread = ShapeSpread(shapes, sym);
+  EXPECT_NEAR(spread[0].item<double>(), expected, 1e-9);
+  EXPECT_NEAR(spread[1].item<double>(), expected, 1e-9);
+  // Ratio: half the offsets -> (s' e / 2) / (s e); the mean face -> 0.
+  auto [half, expected_half] = spread_of(0.05);
+  auto r = ShapeSpreadRatio(half, shapes, sym);
+  EXPECT_NEAR(r.rms, expected_half / expected, 1e-9);
+  EXPECT_NEAR(r.median, expected_half / expected, 1e-9);
+  auto collapsed = torch::stack({sym, sym});
+  EXPECT_NEAR(ShapeSpreadRatio(collapsed, shapes, sym).rms, 0.0, 1e-9);
+  EXPECT_TRUE(std::isnan(ShapeSpreadRatio(shapes.slice(0, 0, 1), shapes.slice(0, 0, 1), sym).rms));
+}
+
 TEST(Summarise, MeanMedianPercentilesIgnoreNaN) {
   auto s = Summarise({4, 1, std::nan(""), 3, 2});
   EXPECT_EQ(s.count, 4);
@@ -142,4 +194,4 @@ TEST(Summarise, MeanMedianPercentilesIgnoreNaN) {
 }
 
 }  // namespace
-}  // namespace facebatch::eval
+}  // namespace facebatch::metrics
