@@ -64,6 +64,7 @@ void BM_FitJob_FitIteration(benchmark::State& state) {
   const int64_t B = state.range(0);
   auto in = MakeInputs(B);
   fit::FitOptions o;
+  o.schedule = "joint";      // the joint stage's iteration (docs/fit.md "Schedule")
   o.relative_tolerance = 0;  // no early exit
   o.steps = 10;
   fit::Fitter fitter(m, o);

@@ -142,6 +142,10 @@ class Runner {
     env::ConfigureThreads(threads);
     const auto device = model_.device();
     fit::FitOptions fo;
+    // One stage of `iterations` joint iterations: the per-iteration costs below are those
+    // of the fit's joint stage (the coarse-to-fine default adds the closed-form pose and
+    // the appearance stage, whose iterations skip the shape decoder: docs/fit.md).
+    fo.schedule = "joint";
     fo.steps = o_.iterations;
     fo.relative_tolerance = 0;  // no early exit: every image runs every iteration
     fo.synchronize_timing = true;

@@ -32,6 +32,7 @@ TEST(StageTiming, FitterSplitsTheOptimiserLoop) {
   torch::manual_seed(3);
   auto m = TinyModel();
   fit::FitOptions o;
+  o.schedule = "joint";  // one stage: the iteration count is exactly `steps`
   o.steps = 4;
   o.relative_tolerance = 0;  // no early exit
   o.synchronize_timing = true;  // no-op on the CPU, must not break anything

@@ -4,6 +4,7 @@
 #include "Commands.h"
 #include "core/Cli.h"
 #include "core/Error.h"
+#include "io/Corpus.h"
 #include "synth/Synth.h"
 
 namespace facebatch::tools {
@@ -41,6 +42,13 @@ int RunSynthCommand(int argc, char** argv) {
        "re-render the ok fits of this fit output (shard or merged file with shape and albedo maps) under new "
        "poses and lights instead of random faces; --count 0: every fit x --per-identity");
   if (!p.Parse(argc, argv)) return kExitOk;
+  // One corpus vocabulary with `index --corpus` (300wlp, 300W_LP, AFLW2000-3D, ... are aliases).
+  try {
+    const auto kind = io::ParseCorpusKind(o.layout);
+    if (kind != io::CorpusKind::kFolder) o.layout = io::ToString(kind);
+  } catch (const UsageError&) {
+    // Check() names the bad value below.
+  }
   o.Check();
   std::cout << synth::RunSynth(o).ToString();
   return kExitOk;
