@@ -80,6 +80,10 @@ std::string LatentSetToString(unsigned set) {
 LossWeights FitOptions::DefaultFitWeights() {
   LossWeights w;
   w.pairings = "fit";
+  // A weak prior on f_S (mean f^2; not in the paper): landmarks and shading leave the depth of
+  // the shape loosely constrained. Measured on 32 held-out synthetic faces at the default
+  // schedule: aligned shape NME 0.0408 -> 0.0393, l2,1 0.0494 -> 0.0485 (docs/fit.md).
+  w.latent_shape_prior = 0.005;
   return w;
 }
 

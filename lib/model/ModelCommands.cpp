@@ -71,6 +71,7 @@ std::string DescribeModel(const FaceModel& model, const std::string& path) {
   s += fmt::format("latents:         l_S = {}, l_A = {}\n", c.latent_shape, c.latent_albedo);
   s += fmt::format("image size:      {}\n", c.image_size);
   s += fmt::format("encoder widths:  {}\n", fmt::join(c.encoder_channels, " "));
+  s += fmt::format("encoder heads:   {}\n", c.encoder_head == "linear" ? "linear (flattened map, fully connected)" : "pool (3x3 conv, average-pooled)");
   if (c.kind == ModelKind::kNonlinear) {
     s += fmt::format("global widths:   {} ({} upsampling steps)\n", fmt::join(c.global_channels, " "), c.global_steps());
     if (c.global_local)

@@ -611,8 +611,9 @@ SynthFace FaceGenerator::Render(const Identity& id, const at::Tensor& M, const P
     const double cx = la[i][0], cy = la[i][1], s = Uniform(rng, 0.15, 0.4) * fw;
     const cv::Scalar col(Uniform(rng, 0, 255), Uniform(rng, 0, 255), Uniform(rng, 0, 255));
     if (Uniform(rng) < 0.5) {
-      const int a = int(16 * s), b = int(16 * s * Uniform(rng, 0.4, 1));
+      // Draw order as GCC evaluated the former one-call form (angle first): same seed, same images.
       const double angle = Uniform(rng, 0, 180);
+      const int a = int(16 * s), b = int(16 * s * Uniform(rng, 0.4, 1));
       cv::ellipse(f.image, Fx(cx, cy), cv::Size(a, b), angle, 0, 360, col, cv::FILLED, cv::LINE_AA, 4);
       f.occluder = {1.f, float(Fx(cx, cy).x / 16.0), float(Fx(cx, cy).y / 16.0), float(a / 16.0), float(b / 16.0),
                     float(angle)};

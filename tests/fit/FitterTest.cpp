@@ -115,7 +115,7 @@ TEST(Fitter, EveryTermDecreasesAndEarlyExitStopsConvergedImages) {
     EXPECT_LT(s.final_terms.at("photometric"), s.initial_terms.at("photometric"));
     EXPECT_LT(s.final_terms.at("landmark"), s.initial_terms.at("landmark"));
   }
-  EXPECT_EQ(r.term_names, (std::vector<std::string>{"photometric", "landmark", "total"}));
+  EXPECT_EQ(r.term_names, (std::vector<std::string>{"photometric", "landmark", "shape_prior", "total"}));
 }
 
 TEST(Fitter, NanInputIsCaughtAndOthersAreUnaffected) {

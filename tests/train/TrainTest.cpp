@@ -299,6 +299,15 @@ TEST(TrainObjective, TermsOfEachPhaseAndAblation) {
   EXPECT_EQ(tl.Find("residual_albedo"), nullptr);
 }
 
+// Every item of the shared corpus in one batch (targets as the trainer's Dataset gives them).
+Batch AllItems() {
+  auto manifest = io::ReadManifest(SharedCorpus().manifest);
+  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
+  std::vector<Sample> all;
+  for (int64_t i = 0; i < data.size(); ++i) all.push_back(data.Load(i));
+  return Collate(all, 0);
+}
+
 TEST(TrainRun, PretrainingLowersTheSupervisedLosses) {
   testing::TempDir out;
   TrainOptions o = BaseOptions(out.path().string());
@@ -323,11 +332,7 @@ TEST(TrainRun, PretrainingLowersTheSupervisedLosses) {
   // statistics are set the same way, so only the training differs).
   auto m = model::FaceModel::Load(s.model_path);
   auto& c = SharedCorpus();
-  auto manifest = io::ReadManifest(c.manifest);
-  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
-  std::vector<Sample> all;
-  for (int64_t i = 0; i < data.size(); ++i) all.push_back(data.Load(i));
-  Batch batch = Collate(all, 0);
+  Batch batch = AllItems();
   auto before_model = model::FaceModel::Load(c.model);
   before_model.SetNormalisation(m.normalisation());
   torch::NoGradGuard no_grad;
@@ -358,12 +363,7 @@ TEST(TrainRun, PretrainedShapesFollowTheFace) {
   auto s = RunTrain(o);
   auto m = model::FaceModel::Load(s.model_path);
   m.eval();
-  auto& c = SharedCorpus();
-  auto manifest = io::ReadManifest(c.manifest);
-  Dataset data(manifest, manifest.items, kU, kV, true, kImage);
-  std::vector<Sample> all;
-  for (int64_t i = 0; i < data.size(); ++i) all.push_back(data.Load(i));
-  Batch batch = Collate(all, 0);
+  Batch batch = AllItems();
   torch::NoGradGuard no_grad;
   const auto& topo = m.face_template().topology;
   auto vertices = [&](const at::Tensor& maps) { return render::VerticesFromUVMap(topo, maps); };

@@ -37,7 +37,7 @@ int RunFitCommand(int argc, char** argv) {
       ("outlier-threshold", po::value(&fo.outlier_threshold)->default_value(fo.outlier_threshold), "leave out pixels whose residual exceeds this times the image's median, re-estimated per stage (0: off)")
       ("optimise", po::value(&fo.optimise)->default_value(fo.optimise), "latents to optimise: all or a comma list of shape, albedo, projection, lighting")
       ("method", po::value(&fo.method)->default_value(fo.method), "adam | sgd")
-      ("step-size", po::value(&fo.step_size)->default_value(fo.step_size), "initial step size per image of the joint stage")
+      ("step-size", po::value(&fo.step_size)->default_value(fo.step_size), "initial step size per image of the joint stage (coarse-to-fine: after the pose and appearance stages)")
       ("tolerance", po::value(&fo.relative_tolerance)->default_value(fo.relative_tolerance), "convergence: relative loss change per iteration")
       ("patience", po::value(&fo.patience)->default_value(fo.patience), "convergence: consecutive calm iterations")
       ("max-step-reductions", po::value(&fo.max_step_reductions)->default_value(fo.max_step_reductions), "divergence recoveries before an image fails")
