@@ -146,6 +146,10 @@ std::string EvalSummary::Table() const {
                         f(st.mean), f(st.median), f(st.p90), f(st.p95));
     }
   }
+  if (std::isfinite(shape_spread_ratio))
+    os << fmt::format("shape spread ratio (fitted / ground truth, aligned; 0 = one shape for all): {:.4f} "
+                      "(medians {:.4f}, {} images)\n",
+                      shape_spread_ratio, shape_spread_ratio_median, shape_spread_images);
   if (!csv_path.empty()) os << "per image: " << csv_path << "\nsummary:   " << json_path << "\n";
   return os.str();
 }
@@ -173,6 +177,9 @@ void WriteEvalOutputs(EvalSummary& s, const std::string& dir) {
   j["shape_alignment"] = s.shape_alignment;
   j["yaw_bins"] = YawBins();
   j["counts"] = s.counts;
+  if (std::isfinite(s.shape_spread_ratio))
+    j["shape_spread_ratio"] = {{"count", s.shape_spread_images}, {"mean", s.shape_spread_ratio},
+                               {"median", JsonNum(s.shape_spread_ratio_median)}};
   for (const auto& [m, bins] : s.stats)
     for (const auto& [b, st] : bins)
       j["metrics"][m][b] = {{"count", st.count},         {"mean", JsonNum(st.mean)}, {"median", JsonNum(st.median)},
@@ -271,6 +278,8 @@ EvalSummary RunEval(const EvalOptions& o) {
   }
 
   EvalSummary summary;
+  // Fitted and GT vertices (inside the GT mask) for the shape spread ratio (issue 14).
+  std::vector<at::Tensor> spread_fit, spread_gt;
   summary.shape_alignment = metrics::ShapeAlignmentName(alignment);
   std::vector<std::unique_ptr<batch::ShardReader>> readers;
   int64_t total = 0;
@@ -360,6 +369,8 @@ EvalSummary RunEval(const EvalOptions& o) {
             auto w = topo.Vertices(gmask).squeeze(-1) > 0.999;          // [1, N]
             auto fv = topo.Vertices(fit.shape.unsqueeze(0));
             e.shape_nme = metrics::ShapeNme(fv, gv, topo.mesh.landmarks68, alignment, w)[0].item<double>();
+            spread_fit.push_back(fv[0].index({w[0]}).to(torch::kFloat64));
+            spread_gt.push_back(gv[0].index({w[0]}).to(torch::kFloat64));
           }
         } catch (const io::ItemError& ex) {
           e.status = "failed", e.reason_code = ex.code(), e.reason = ex.what();
@@ -373,6 +384,15 @@ EvalSummary RunEval(const EvalOptions& o) {
   }
   progress.Finish();
   SummariseImages(summary);
+  // Do the fitted shapes vary with the face as the truth does (1), or are they one shape (0)?
+  bool same_size = spread_gt.size() >= 2;
+  for (const auto& t : spread_gt) same_size = same_size && t.sizes() == spread_gt.front().sizes();
+  if (same_size) {
+    const auto G = torch::stack(spread_gt);
+    const auto r = metrics::ShapeSpreadRatio(torch::stack(spread_fit), G, G.mean(0));
+    summary.shape_spread_ratio = r.rms, summary.shape_spread_ratio_median = r.median;
+    summary.shape_spread_images = G.size(0);
+  }
   WriteEvalOutputs(summary, o.out);
   return summary;
 }

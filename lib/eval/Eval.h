@@ -73,6 +73,10 @@ struct EvalSummary {
   std::map<std::string, int64_t> counts;  ///< "images", "ok", "failed", "failed:<code>"
   std::string csv_path, json_path;
   std::string shape_alignment;
+  /// metrics::ShapeSpreadRatio of the fitted shapes against the ground truth's (images with a
+  /// ground-truth mesh; RMS ratio and ratio of medians), NaN with fewer than 2.
+  double shape_spread_ratio = kUnknown, shape_spread_ratio_median = kUnknown;
+  int64_t shape_spread_images = 0;
   std::string Table() const;  ///< readable summary table (stdout)
 };
 

@@ -175,6 +175,10 @@ TEST_F(EvalOnGroundTruth, ExactFitHasNearZeroErrorsAndPerturbedFitsLargerOnes) {
     EXPECT_LT(e.nme_bbox, 1e-3);
     EXPECT_LT(e.shape_nme, 1e-5);
   }
+  // The exact fit's shapes vary exactly as the truth's (spread ratio 1; a collapsed model's is 0).
+  EXPECT_NEAR(exact.shape_spread_ratio, 1.0, 1e-3);
+  EXPECT_NEAR(exact.shape_spread_ratio_median, 1.0, 1e-3);
+  EXPECT_EQ(exact.shape_spread_images, static_cast<int64_t>(exact.images.size()));
   // l21_unoccluded needs ground truth of version 2 (the samples' is version 1: occluders
   // unknown, NaN by design); its own test is OccludedPixelsLeaveTheUnoccludedError below.
   auto metrics_here = MetricNames();
