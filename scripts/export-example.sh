@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:-build/facebatch}
 WORK=${2:-export-example-out}
 PICTURE=${3:-docs/images/export-example.png}
-STEPS=${FACEBATCH_STEPS:-30}
+STEPS=${FACEBATCH_STEPS:-40}  # the fit's default joint steps
 mkdir -p "$WORK"
 MODEL=${FACEBATCH_MODEL:-samples/models/default.h5}
 if [ ! -f "$MODEL" ]; then

@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FB=${1:-"$ROOT/build/facebatch"}
 OUT=${2:-"${TMPDIR:-/tmp}/facebatch-report-example"}
 MODEL=${FACEBATCH_MODEL:-"$ROOT/samples/models/default.h5"}
-STEPS=${FACEBATCH_STEPS:-10}
+STEPS=${FACEBATCH_STEPS:-40}  # the fit's default joint steps
 SHOT=${FACEBATCH_SCREENSHOT:-"$ROOT/docs/images/report.png"}
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROMIUM" ]; then echo "report-example: chromium is not installed (apt-get install chromium); skipped" >&2; exit 77; fi
