@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default model (docs/train.md): synth -> index -> train with
 # pipelines/train-demo.ini. Usage: scripts/train-default-model.sh [WORK_DIR] [extra train options]
-# Several hours on 2 CPU cores (see docs/train.md); resumable: rerun with --resume.
+# About 35 minutes on 2 CPU cores (docs/train.md); resumable: rerun with --resume (or split with --stop-at N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-work}
