@@ -30,8 +30,6 @@ at::Tensor EstimateWeakPerspective(const at::Tensor& points3d, const at::Tensor&
   auto [U, S, Vh] = at::linalg_svd(A, /*full_matrices=*/false);  // U [B,2,2], S [B,2], Vh [B,2,3]
   const auto s = S.mean(1).view({B, 1, 1});
   A = s * U.matmul(Vh);
-  // Orientation: keep the sign convention of a right-handed camera looking down -z
-  // (det of [r1; -r2; r1 x -r2] = +1 holds for any two orthonormal rows; nothing to fix).
   const auto t = (mx - mX.matmul(A.transpose(1, 2))).squeeze(1);  // [B, 2]
   auto M = torch::cat({A, t.unsqueeze(2)}, 2);                    // [B, 2, 4]
   const auto enough = (w.squeeze(-1).sum(1) >= 4).view({B, 1, 1});

@@ -333,7 +333,9 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     held_shape = f_S.requires_grad() ? model::DecodedMaps{} : model_.DecodeShape(f_S);
     held_albedo = f_A.requires_grad() ? model::DecodedMaps{} : model_.DecodeAlbedo(f_A);
   };
-  bool with_landmarks = true;  // stage 2 (appearance) has no landmark term: it cannot change
+  // The terms of S and M alone (landmark, shape prior) are constants while both are held
+  // (stage 2): left out there.
+  bool shape_terms = true;
   auto objective = [&]() {
     auto t1 = now();
     render_seconds = 0;
@@ -347,12 +349,12 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
       // eq. 4 (+ lambda_f eq. 5 = eq. 6), summed over the pairings (eq. 15)
       terms.Add("photometric", w.photometric, rec.total);
     }
-    if (w.landmark > 0 && with_landmarks) {  // eq. 7
+    if (w.landmark > 0 && shape_terms) {  // eq. 7
       auto verts = render::VerticesFromUVMap(topo, shape.value);
       auto projected = ProjectPoints(M, ModelLandmarks(topo, verts));
       terms.Add("landmark", w.landmark, LandmarkLoss(projected, landmarks, lm_weights, lm_scale));
     }
-    if (w.latent_shape_prior > 0 && with_landmarks) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
+    if (w.latent_shape_prior > 0 && shape_terms) terms.Add("shape_prior", w.latent_shape_prior, LatentPriorLoss(f_S));
     if (w.latent_albedo_prior > 0) terms.Add("albedo_prior", w.latent_albedo_prior, LatentPriorLoss(f_A));
     if (terms.empty()) terms.Add("zero", 0.0, torch::zeros({B}, images.options()));
     const double total_seconds = Since(now(), t1);
@@ -369,8 +371,10 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     pixel_weights = region;
     if (options_.outlier_threshold <= 0 || w.photometric <= 0) return;
     torch::NoGradGuard g;
-    auto rr = render::Render(topo, render::VerticesFromUVMap(topo, model_.DecodeShape(f_S).value),
-                             render::VerticesFromUVMap(topo, model_.DecodeAlbedo(f_A).value), M, L, S, S);
+    auto shape = held_shape.value.defined() ? held_shape.value : model_.DecodeShape(f_S).value;
+    auto albedo = held_albedo.value.defined() ? held_albedo.value : model_.DecodeAlbedo(f_A).value;
+    auto rr = render::Render(topo, render::VerticesFromUVMap(topo, shape), render::VerticesFromUVMap(topo, albedo),
+                             M, L, S, S);
     auto residual = (rr.image - images).pow(2).sum(1, true).sqrt();  // [B, 1, S, S]
     auto valid = (rr.mask.to(residual.scalar_type()) * region) > 0;
     std::vector<float> tau(static_cast<size_t>(B), 1e30f);
@@ -395,6 +399,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   init_opts.max_iterations = 0;
   auto dummy = torch::zeros({B, 1}, images.options()).requires_grad_(true);
   std::vector<FitSummary> initial = MinimiseBatch({dummy}, objective, init_opts);
+  const model::DecodedMaps initial_shape = held_shape;  // f_S at the encoder's estimate (stage 1)
   held_shape = held_albedo = {};
   r.summaries = initial;
   std::vector<int> iterations(static_cast<size_t>(B), 0);
@@ -415,16 +420,16 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     // Stage 1: pose in closed form from the landmarks (eq. 7's least squares).
     if ((stages_ & kStagePose) && (latents_ & kLatentProjection)) {
       torch::NoGradGuard g;
-      auto verts = render::VerticesFromUVMap(topo, model_.DecodeShape(f_S).value);
+      auto verts = render::VerticesFromUVMap(topo, initial_shape.value);
       M.copy_(EstimateWeakPerspective(ModelLandmarks(topo, verts), landmarks, lm_weights, M));
     }
     // Stage 2: lighting and albedo with shape and pose held.
     auto appearance = mopts;
     appearance.max_iterations = options_.appearance_steps;
     appearance.optimiser.step_size = options_.appearance_step_size;
-    with_landmarks = false;
+    shape_terms = false;
     if (stages_ & kStageAppearance) run_stage(latents_ & (kLatentAlbedo | kLatentLighting), appearance);
-    with_landmarks = true;
+    shape_terms = true;
     // Stage 3 (or the only stage of "joint"): every latent asked for.
     if (stages_ & kStageJoint) run_stage(latents_, mopts);
   }

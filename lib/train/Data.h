@@ -86,7 +86,6 @@ class Dataset {
   /// M' S' = M S: images and landmarks are the same, the target no longer asks the
   /// encoder for what it cannot see.
   void NormaliseShapeTargets(const at::Tensor& reference_shape, const at::Tensor& mask);
-  bool shape_targets_normalised() const { return norm_scale_.defined(); }
   /// The shape target [3, U, V] of ground-truth row `row` (normalised when set).
   at::Tensor TargetShape(int64_t row) const;
   /// The projection target [2, 4] of ground-truth row `row` in the crop given by

@@ -18,11 +18,6 @@ at::Tensor LatentTargets::Codes(const at::Tensor& maps) const {
   return out.to(maps.device());
 }
 
-at::Tensor LatentTargets::Maps(const at::Tensor& codes, int uv_rows, int uv_cols) const {
-  auto c = codes.to(basis.device(), torch::kFloat).slice(1, 0, basis.size(0));
-  return (mean.unsqueeze(0) + scale * c.matmul(basis)).view({codes.size(0), 3, uv_rows, uv_cols});
-}
-
 void LatentTargets::Save(const std::string& path) const {
   torch::save(std::vector<at::Tensor>{mean, basis, torch::tensor({scale}, torch::kDouble),
                                       torch::tensor({static_cast<int64_t>(latent)})},

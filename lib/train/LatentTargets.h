@@ -30,8 +30,6 @@ struct LatentTargets {
   bool defined() const { return basis.defined() && basis.size(0) > 0; }
   /// Codes [B, latent] of maps [B, 3, U, V] (on the maps' device).
   at::Tensor Codes(const at::Tensor& maps) const;
-  /// The map of a code [B, latent] (PCA reconstruction; tests and checks).
-  at::Tensor Maps(const at::Tensor& codes, int uv_rows, int uv_cols) const;
   void Save(const std::string& path) const;  ///< LibTorch archive
   static LatentTargets Load(const std::string& path);  ///< InputError naming the file
 };

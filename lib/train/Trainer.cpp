@@ -464,32 +464,34 @@ TrainSummary RunTrain(const TrainOptions& o) {
     if (val_set) val_set->NormaliseShapeTargets(tmpl.mean_shape, tmpl.topology.mask);
   }
   // Latent targets: built once (before the first step) and kept beside the outputs for --resume.
-  const fs::path targets_path = out / "latent_targets.pt";
+  const fs::path shape_targets_path = out / "latent_targets_shape.pt", albedo_targets_path = out / "latent_targets_albedo.pt";
   LatentTargets shape_targets, albedo_targets;
   const bool want_targets = cfg.kind == model::ModelKind::kNonlinear && o.pretrain_steps > 0 &&
                             o.latent_target_items > 0 && train_set.has_ground_truth() &&
                             (o.pretrain.teacher_forcing || o.pretrain.latent_shape > 0 || o.pretrain.latent_albedo > 0);
   if (want_targets) {
-    if (o.resume && fs::exists(targets_path.string() + ".shape")) {
-      shape_targets = LatentTargets::Load(targets_path.string() + ".shape");
-      albedo_targets = LatentTargets::Load(targets_path.string() + ".albedo");
+    int64_t maps = 0;
+    if (o.resume && fs::exists(shape_targets_path)) {
+      shape_targets = LatentTargets::Load(shape_targets_path.string());
+      albedo_targets = LatentTargets::Load(albedo_targets_path.string());
     } else {
       auto [shapes, albedos] = GroundTruthMaps(train_set, o.latent_target_items, o.seed);
       if (shapes.dim() == 4) {
+        maps = shapes.size(0);
         shape_targets = BuildLatentTargets(shapes, cfg.latent_shape);
         albedo_targets = BuildLatentTargets(albedos, cfg.latent_albedo);
       }
       if (shape_targets.defined() && albedo_targets.defined()) {
-        shape_targets.Save(targets_path.string() + ".shape");
-        albedo_targets.Save(targets_path.string() + ".albedo");
+        shape_targets.Save(shape_targets_path.string());
+        albedo_targets.Save(albedo_targets_path.string());
       }
     }
     if (shape_targets.defined() && albedo_targets.defined()) {
       shape_targets.mean = shape_targets.mean.to(device), shape_targets.basis = shape_targets.basis.to(device);
       albedo_targets.mean = albedo_targets.mean.to(device), albedo_targets.basis = albedo_targets.basis.to(device);
-      log::Info("train: latent targets: PCA of {} ground-truth maps, {} shape and {} albedo components",
-                std::min<int64_t>(o.latent_target_items, train_set.size()), shape_targets.basis.size(0),
-                albedo_targets.basis.size(0));
+      log::Info("train: latent targets: {} shape and {} albedo components ({})", shape_targets.basis.size(0),
+                albedo_targets.basis.size(0),
+                maps > 0 ? "PCA of " + std::to_string(maps) + " ground-truth maps" : std::string("from the checkpoint"));
     } else {
       shape_targets = {}, albedo_targets = {};
     }
@@ -604,8 +606,8 @@ TrainSummary RunTrain(const TrainOptions& o) {
     for (int64_t step = start_step; step < end_step; ++step) {
       const auto t0 = std::chrono::steady_clock::now();
       Batch batch = ToDevice(stream.Next(), device);
-      attach_codes(batch);
       const Phase phase = phase_of(step);
+      if (phase == Phase::kPretrain) attach_codes(batch);  // the latent terms are pre-training's
       const double lr = LearningRate(o, step);
       for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
       adam.zero_grad();

@@ -370,7 +370,7 @@ TEST(TrainRun, PretrainedShapesFollowTheFace) {
   const auto G = vertices(batch.shape_uv);
   const auto mean_face = vertices(m.face_template().mean_shape.unsqueeze(0))[0];
   // The decoder morphs: the target codes decode to shapes as varied as the truth.
-  auto targets = LatentTargets::Load((out.path() / "latent_targets.pt.shape").string());
+  auto targets = LatentTargets::Load((out.path() / "latent_targets_shape.pt").string());
   auto decoded_targets = m.DecodeShape(targets.Codes(batch.shape_uv)).value;
   const auto decoder = metrics::ShapeSpreadRatio(vertices(decoded_targets), G, mean_face);
   EXPECT_GT(decoder.rms, 0.5) << decoder.rms;
