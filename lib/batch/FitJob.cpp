@@ -220,6 +220,7 @@ ShardSetup MakeShardSetup(const FitJobOptions& o, const model::FaceModel& main_m
   header.int_attrs["shard_index"] = spec.index;
   header.int_attrs["shard_count"] = spec.count;
   header.int_attrs["image_size"] = S;
+  header.int_attrs["refine_steps"] = o.fit.refine ? o.fit.refine_steps : 0;  // schemas/shard.md
   header.string_attrs["manifest_hash"] = manifest.header.items_hash;
   header.string_attrs["manifest_path"] = fs::absolute(o.manifest).string();
   {
@@ -239,7 +240,7 @@ ShardSetup MakeShardSetup(const FitJobOptions& o, const model::FaceModel& main_m
   sizes.uv_cols = cfg.uv_cols;
   sizes.num_vertices = topo.num_vertices();
   sizes.num_triangles = topo.num_triangles();
-  sizes.terms = fit::ObjectiveTermNames(o.fit.weights);
+  sizes.terms = fit::FitTermNames(o.fit);
   setup.layout = ShardLayout::Make(sizes, ParseOutputs(o.outputs), o.dtype == "f16");
   return setup;
 }

@@ -84,6 +84,9 @@ LossWeights FitOptions::DefaultFitWeights() {
   // the shape loosely constrained. Measured on 32 held-out synthetic faces at the default
   // schedule: aligned shape NME 0.0408 -> 0.0393, l2,1 0.0494 -> 0.0485 (docs/fit.md).
   w.latent_shape_prior = 0.005;
+  // Stage 4's regularisers (FitOptions::refine; the latent stages do not use them).
+  w.albedo_symmetry = w.albedo_constancy = w.shape_smoothness = 0.1;
+  w.residual_shape = w.residual_albedo = w.residual_symmetry = 0.1;
   return w;
 }
 
@@ -102,6 +105,9 @@ void FitOptions::Check() const {
     throw UsageError("fit: --outlier-threshold must be >= 0");
   if (!(relative_tolerance >= 0)) throw UsageError("fit: --tolerance must be >= 0");
   if (patience < 1) throw UsageError("fit: --patience must be >= 1");
+  if (refine_steps < 0) throw UsageError("fit: --refine-steps must be >= 0");
+  if (!(refine_step_size > 0) || !std::isfinite(refine_step_size))
+    throw UsageError("fit: --refine-step-size must be > 0");
   weights.Check("loss");
   Minimise().Check();
 }
@@ -147,6 +153,31 @@ std::vector<std::string> ObjectiveTermNames(const LossWeights& w) {
   if (w.landmark > 0) names.push_back("landmark");
   if (w.latent_shape_prior > 0) names.push_back("shape_prior");
   if (w.latent_albedo_prior > 0) names.push_back("albedo_prior");
+  if (names.empty()) names.push_back("zero");
+  names.push_back("total");
+  return names;
+}
+
+namespace {
+// Stage 4's regularisers in evaluation order (FitOptions::refine).
+struct RefineTerm {
+  const char* name;
+  double LossWeights::*weight;
+};
+constexpr RefineTerm kRefineTerms[] = {
+    {"albedo_symmetry", &LossWeights::albedo_symmetry},   {"albedo_constancy", &LossWeights::albedo_constancy},
+    {"shape_smoothness", &LossWeights::shape_smoothness}, {"residual_shape", &LossWeights::residual_shape},
+    {"residual_albedo", &LossWeights::residual_albedo},   {"residual_symmetry", &LossWeights::residual_symmetry}};
+}  // namespace
+
+std::vector<std::string> FitTermNames(const FitOptions& options) {
+  auto names = ObjectiveTermNames(options.weights);
+  if (!options.refine) return names;
+  if (names.size() == 2 && names.front() == "zero") names.erase(names.begin());
+  names.pop_back();  // "total"
+  for (const auto& t : kRefineTerms) {
+    if (options.weights.*t.weight > 0) names.push_back(t.name);
+  }
   if (names.empty()) names.push_back("zero");
   names.push_back("total");
   return names;
@@ -434,6 +465,94 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     if (stages_ & kStageJoint) run_stage(latents_, mopts);
   }
   stage_params(0);
+
+  // Stage 4 (opt-in): the residual maps of eq. 14 as free per-pixel unknowns, the proxies,
+  // M and L held (FitOptions::refine).
+  model::DecodedMaps refined_shape, refined_albedo;
+  if (optimise && options_.refine && options_.refine_steps > 0) {
+    const auto tr = now();
+    model::DecodedMaps shape0, albedo0;
+    {
+      torch::NoGradGuard g;
+      shape0 = model_.DecodeShape(f_S);
+      albedo0 = model_.DecodeAlbedo(f_A);
+    }
+    auto dS = shape0.residual().detach().clone().requires_grad_(true);
+    auto dA = albedo0.residual().detach().clone().requires_grad_(true);
+    const at::Tensor S_proxy = shape0.proxy.detach(), A_proxy = albedo0.proxy.detach();
+    const at::Tensor mask = topo.mask.to(device);
+    // Constant across the stage: the input unwrapped through M onto the fitted shape
+    // (eq. 9's chromaticity), its visibility (eq. 16's T), and the latent priors.
+    render::UnwrapResult unwrapped;
+    {
+      torch::NoGradGuard g;
+      unwrapped = render::UnwrapTexture(topo, images, render::VerticesFromUVMap(topo, shape0.value), M);
+    }
+    at::Tensor shape_prior, albedo_prior;
+    if (w.latent_shape_prior > 0) shape_prior = LatentPriorLoss(f_S).per_image.detach();
+    if (w.latent_albedo_prior > 0) albedo_prior = LatentPriorLoss(f_A).per_image.detach();
+    auto refine_objective = [&]() {
+      auto t1 = now();
+      render_seconds = 0;
+      LossTerms terms;
+      auto shape = S_proxy + dS;
+      auto albedo = A_proxy + dA;
+      if (w.photometric > 0) {
+        auto rec = ReconstructionPairings(shape, S_proxy, albedo, A_proxy, images, render_fn, pairings,
+                                          perceptual_.get(), w.perceptual);
+        terms.Add("photometric", w.photometric, rec.total);
+      }
+      if (w.landmark > 0) {  // eq. 7 keeps the refined shape on the landmarks
+        auto verts = render::VerticesFromUVMap(topo, shape);
+        terms.Add("landmark", w.landmark,
+                  LandmarkLoss(ProjectPoints(M, ModelLandmarks(topo, verts)), landmarks, lm_weights, lm_scale));
+      }
+      if (shape_prior.defined()) terms.Add("shape_prior", w.latent_shape_prior, LossResult{shape_prior, shape_prior.mean()});
+      if (albedo_prior.defined())
+        terms.Add("albedo_prior", w.latent_albedo_prior, LossResult{albedo_prior, albedo_prior.mean()});
+      if (w.albedo_symmetry > 0) terms.Add("albedo_symmetry", w.albedo_symmetry, AlbedoSymmetryLoss(dA, mask));  // eq. 8
+      if (w.albedo_constancy > 0)  // eq. 9
+        terms.Add("albedo_constancy", w.albedo_constancy,
+                  AlbedoConstancyLoss(dA, unwrapped.uv_color, unwrapped.uv_visibility, mask, w.constancy_alpha,
+                                      w.constancy_p));
+      // Eqs. 8-10 regularise the residual maps here (as eq. 13 does the proxies in training): on S
+      // and A themselves they would pull the held proxies' own structure (the nose, the lips) flat.
+      if (w.shape_smoothness > 0) terms.Add("shape_smoothness", w.shape_smoothness, ShapeSmoothnessLoss(dS, mask));
+      if (w.residual_shape > 0)  // eq. 14
+        terms.Add("residual_shape", w.residual_shape, ResidualMagnitudeLoss(shape, S_proxy, mask));
+      if (w.residual_albedo > 0)
+        terms.Add("residual_albedo", w.residual_albedo, ResidualMagnitudeLoss(albedo, A_proxy, mask));
+      if (w.residual_symmetry > 0)  // eq. 16
+        terms.Add("residual_symmetry", w.residual_symmetry,
+                  ResidualSymmetryLoss(shape, S_proxy, unwrapped.uv_visibility, mask, w.SymmetryMask()));
+      if (terms.empty()) terms.Add("zero", 0.0, torch::zeros({B}, images.options()));
+      const double total_seconds = Since(now(), t1);
+      timing_.objective += total_seconds;
+      timing_.render += render_seconds;
+      timing_.losses += std::max(0.0, total_seconds - render_seconds);
+      ++timing_.objective_calls;
+      return terms;
+    };
+    held_shape = shape0, held_albedo = albedo0;  // the outlier test at the fitted state
+    reject_outliers();
+    held_shape = held_albedo = {};
+    auto refine = mopts;
+    refine.max_iterations = options_.refine_steps;
+    refine.optimiser.step_size = options_.refine_step_size;
+    r.summaries = MinimiseBatch({dS, dA}, refine_objective, refine);
+    int most = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& s = r.summaries[static_cast<size_t>(b)];
+      iterations[static_cast<size_t>(b)] += s.iterations;
+      most = std::max(most, s.iterations);
+    }
+    timing_.iterations += most;
+    if (!r.summaries.empty()) timing_.backward += r.summaries.front().backward_seconds;
+    torch::NoGradGuard g;
+    refined_shape = model::DecodedMaps{S_proxy + dS.detach(), S_proxy};
+    refined_albedo = model::DecodedMaps{A_proxy + dA.detach(), A_proxy};
+    timing_.refine += Since(now(), tr);
+  }
   pixel_weights = region;
   // One summary per image across the stages: initial terms at the encoder's estimate.
   for (int64_t b = 0; b < B; ++b) {
@@ -446,7 +565,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   const double seconds = Since(t0);
   for (auto& s : r.summaries) s.seconds = seconds;
   timing_.optimise += Since(now(), t2);
-  r.term_names = ObjectiveTermNames(w);
+  r.term_names = FitTermNames(options_);
 
   auto t3 = now();
   torch::NoGradGuard ng;
@@ -454,8 +573,8 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   r.f_albedo = f_A.detach();
   r.projection = M.detach();
   r.lighting = L.detach();
-  r.shape = model_.DecodeShape(r.f_shape);
-  r.albedo = model_.DecodeAlbedo(r.f_albedo);
+  r.shape = refined_shape.value.defined() ? refined_shape : model_.DecodeShape(r.f_shape);
+  r.albedo = refined_albedo.value.defined() ? refined_albedo : model_.DecodeAlbedo(r.f_albedo);
   r.shape_vertices = render::VerticesFromUVMap(topo, r.shape.value);
   auto albedo_vertices = render::VerticesFromUVMap(topo, r.albedo.value);
   auto rr = render::Render(topo, r.shape_vertices, albedo_vertices, r.projection, r.lighting, S, S);

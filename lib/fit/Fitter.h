@@ -50,6 +50,7 @@ enum FitStage : unsigned {
   kStageAppearance = 1u << 1,  ///< f_A and L on the photometric term
   kStageJoint = 1u << 2,       ///< every latent asked for
 };
+/// Stage 4 (opt-in, FitOptions::refine) has no bit: it runs after the schedule.
 /// "coarse-to-fine", "joint" or a comma list of pose, appearance, joint (UsageError otherwise).
 unsigned ParseSchedule(const std::string& text);
 std::string LatentSetToString(unsigned set);
@@ -85,6 +86,23 @@ struct FitOptions {
   /// Optimiser iterations per image of the joint stage (0: encoder only, the regression
   /// mode: no stage runs).
   int steps = 40;
+  /// Stage 4, residual refinement (issue 15 item 4; beyond the paper, opt-in): after
+  /// the latent stages, the residual maps Delta S and Delta A of eq. 14 become free
+  /// per-pixel unknowns (initialised from the decoders' residual, so 0 steps changes
+  /// nothing), with the proxies S~, A~, M and L held: S = S~ + Delta S, A = A~ + Delta A.
+  /// The objective is the photometric term of I(S, A) and the landmark term (eq. 7) under
+  /// the paper's regularisers: eqs. 8-10 on the residual maps (as eq. 13 applies them to
+  /// the proxies in training; on S and A they would flatten the held proxies' own
+  /// structure): symmetry of Delta A (8), its constancy under the chromaticity of the input
+  /// unwrapped through M (9), the Laplacian of Delta S (10); eq. 14 (|Delta S|_1,
+  /// |Delta A|_1, tying S and A to their proxies) and eq. 16 (symmetry of Delta S_z where
+  /// the face is hidden), weighted by weights.albedo_symmetry, albedo_constancy,
+  /// shape_smoothness, residual_shape, residual_albedo, residual_symmetry (the fit's
+  /// defaults: DefaultFitWeights). The written maps then carry what the latent space
+  /// cannot (schemas/shard.md: root attribute refine_steps).
+  bool refine = false;
+  int refine_steps = 30;
+  double refine_step_size = 0.01;
   /// Which latents the optimiser changes: "all" or a comma list of
   /// shape, albedo, projection, lighting (paper section 4 fits albedo,lighting).
   std::string optimise = "all";
@@ -112,6 +130,11 @@ struct FitOptions {
 /// Names of the objective's terms for `weights`, in evaluation order, then "total"
 /// (photometric, landmark, shape_prior, albedo_prior; "zero" when every weight is 0).
 std::vector<std::string> ObjectiveTermNames(const LossWeights& weights);
+/// The terms a fit records (FitResult::term_names): ObjectiveTermNames, and with
+/// FitOptions::refine the refinement's regularisers before "total" (albedo_symmetry,
+/// albedo_constancy, shape_smoothness, residual_shape, residual_albedo,
+/// residual_symmetry: those with a weight > 0).
+std::vector<std::string> FitTermNames(const FitOptions& options);
 
 /// Packs per-image landmarks (crop pixels of a crop of width `crop_size`)
 /// rescaled to `image_size`: returns {landmarks [B, 73, 2], weights [B, 73]}.
@@ -143,6 +166,7 @@ struct FitResult {
 struct FitTiming {
   double encode = 0, objective = 0, optimise = 0, finish = 0;
   double decode = 0, render = 0, losses = 0, backward = 0;
+  double refine = 0;  ///< of optimise: stage 4 (FitOptions::refine), its evaluations included
   int64_t objective_calls = 0;
   int64_t iterations = 0;  ///< optimiser loop passes (the batch's most iterations per image), summed over calls
 };
