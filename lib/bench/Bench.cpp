@@ -110,6 +110,7 @@ struct Pass {
   double stage[6] = {0, 0, 0, 0, 0, 0};  // kBatchStages
   fit::FitTiming fit;                    // this pass's share of the fitter's timing
   int64_t iterations = 0, evaluations = 0;
+  double iterations_per_image = 0;  // mean over the batch's images, all stages
 };
 
 fit::FitTiming Minus(const fit::FitTiming& a, const fit::FitTiming& b) {
@@ -137,6 +138,37 @@ class Runner {
         manifest_path_(std::move(manifest_path)),
         samples_(std::move(samples)),
         scratch_(scratch) {}
+
+  // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
+  DefaultFitRun MeasureDefaults(int threads, int batches) {
+    env::ConfigureThreads(threads);
+    fit::FitOptions fo;  // the defaults of `facebatch fit`
+    fit::Fitter fitter(model_, fo);
+    batch::FitJobOptions jo;
+    jo.model = o_.model.empty() ? (scratch_ / "fresh-preset-model").string() : o_.model;
+    jo.manifest = manifest_path_;
+    jo.fit = fo;
+    jo.command = "facebatch bench";
+    const io::ShardSpec spec = io::ShardSpec::Parse("0/1", 0);
+    const auto setup = batch::MakeShardSetup(jo, model_, manifest_, spec);
+    const fs::path out = scratch_ / fmt::format("shards-{}-defaults", model_.config().preset);
+    fs::create_directories(out);
+    batch::ShardWriter writer(batch::MakeShardPaths(out.string(), spec), setup.header, setup.layout, o_.batch);
+    DefaultFitRun d;
+    d.threads = threads;
+    d.batches = batches;
+    d.schedule = fo.schedule;
+    for (int k = 0; k < batches; ++k) {
+      const Pass p = RunPass(fitter, writer, setup.layout);
+      d.seconds += p.total;
+      d.iterations_per_image += p.iterations_per_image / batches;
+    }
+    writer.Flush();
+    d.images_per_second = d.seconds > 0 ? batches * o_.batch / d.seconds : 0;
+    log::Info("bench {} at the fit defaults ({}), threads {}: {:.3f} images/s, {:.1f} iterations per image",
+              model_.config().preset, d.schedule, threads, d.images_per_second, d.iterations_per_image);
+    return d;
+  }
 
   BenchRun Measure(int threads) {
     env::ConfigureThreads(threads);
@@ -241,6 +273,7 @@ class Runner {
       p.stage[1] += Seconds(t0, Clock::now());
       auto r = fitter.Fit(images, lm, lw);
       p.fit = Minus(fitter.timing(), before);
+      for (const auto& summary : r.summaries) p.iterations_per_image += summary.iterations / static_cast<double>(B);
       p.stage[2] = p.fit.encode;
       p.stage[3] = p.fit.optimise;
       p.stage[4] = p.fit.finish;
@@ -314,6 +347,7 @@ void BenchOptions::Check() const {
   if (batch < 1) throw UsageError("bench: --batch must be >= 1");
   if (iterations < 1) throw UsageError("bench: --iterations must be >= 1");
   if (repeats < 1) throw UsageError("bench: --repeats must be >= 1");
+  if (default_fit_batches < 0) throw UsageError("bench: --default-fit-batches must be >= 0");
   ParseThreadList(threads, 1);
 }
 
@@ -395,6 +429,8 @@ BenchReport RunBench(const BenchOptions& o) {
               o.threads);
     Runner runner(o, model, manifest, io.out, samples, scratch.path);
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
+    if (o.default_fit_batches > 0)
+      pr.defaults = runner.MeasureDefaults(*std::max_element(thread_list.begin(), thread_list.end()), o.default_fit_batches);
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
   }
@@ -436,6 +472,15 @@ std::string BenchReport::ToJson() const {
                             {"overhead_fraction", r.overhead_fraction},
                             {"iterations", r.iterations},
                             {"objective_evaluations", r.objective_evaluations}});
+    }
+    if (p.defaults.batches > 0) {
+      const auto& d = p.defaults;
+      pj["default_fit"] = {{"threads", d.threads},
+                           {"batches", d.batches},
+                           {"schedule", d.schedule},
+                           {"seconds", d.seconds},
+                           {"images_per_second", d.images_per_second},
+                           {"iterations_per_image", d.iterations_per_image}};
     }
     j["presets"].push_back(pj);
   }
@@ -480,6 +525,11 @@ std::string BenchReport::ToTable() const {
     for (const auto& q : p.runs)
       s += fmt::format("  {:>7} {:>10.3f} {:>7.2f}x {:>12} {:>6.2f}\n", q.threads, q.images_per_second,
                        base > 0 ? q.images_per_second / base : 0.0, Ms(q.iteration_seconds), q.ratio);
+    if (p.defaults.batches > 0)
+      s += fmt::format("fit at the `facebatch fit` defaults ({}, early exit), {} thread(s), {} batch(es): {:.3f} images/s, "
+                       "{:.1f} iterations per image\n",
+                       p.defaults.schedule, p.defaults.threads, p.defaults.batches, p.defaults.images_per_second,
+                       p.defaults.iterations_per_image);
     s += fmt::format("peak RSS (process, after this preset): {:.0f} MiB\n", p.peak_rss_mib);
   }
   return s;

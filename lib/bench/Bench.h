@@ -36,6 +36,10 @@ struct BenchOptions {
   std::string threads = "max";   ///< --threads max (1, 2, 4, ... up to all cores) | comma list, e.g. 1,2
   std::string samples;           ///< --samples corpus directory ("" = the bundled samples/300W-LP)
   std::string json;              ///< --json FILE: also write the report as JSON
+  /// --default-fit-batches N: after the thread runs, N batches fitted with the fit command's
+  /// defaults (coarse-to-fine schedule, per-image early exit) at the most threads: the
+  /// images/s a user of `facebatch fit` gets (0: skip; the paper preset takes minutes per batch).
+  int default_fit_batches = 1;
   void Check() const;            ///< UsageError on bad values
 };
 
@@ -68,6 +72,15 @@ struct BenchRun {
   int objective_evaluations = 0;  ///< objective evaluations per batch (iterations + 1 + restores)
 };
 
+/// The whole fit at the fit command's defaults (BenchOptions::default_fit_batches).
+struct DefaultFitRun {
+  int threads = 0, batches = 0;
+  std::string schedule;              ///< fit::FitOptions's default
+  double seconds = 0;                ///< wall time of the batches, image decode to HDF5 write
+  double images_per_second = 0;
+  double iterations_per_image = 0;   ///< optimiser iterations per image over the stages (mean)
+};
+
 struct PresetReport {
   std::string preset;             ///< demo, paper, or the model file's preset
   std::string model;              ///< model file ("" for a fresh preset model)
@@ -75,6 +88,7 @@ struct PresetReport {
   int batch = 0, iterations = 0, image_size = 0, uv_rows = 0, uv_cols = 0;
   int64_t parameters = 0;
   std::vector<BenchRun> runs;     ///< one per thread count, in the order asked
+  DefaultFitRun defaults;         ///< batches 0 when skipped
   double peak_rss_mib = 0;        ///< process peak RSS after this preset (MiB)
 };
 

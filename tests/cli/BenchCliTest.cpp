@@ -32,6 +32,15 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
   EXPECT_EQ(p.at("batch"), 2);
   EXPECT_EQ(p.at("uv_rows"), 24);
   EXPECT_GT(p.at("peak_rss_mib").get<double>(), 0.0);
+  // The pass at the fit's defaults: one batch, at the most threads, coarse to fine.
+  const auto& d = p.at("default_fit");
+  EXPECT_EQ(d.at("threads"), 2);
+  EXPECT_EQ(d.at("batches"), 1);
+  EXPECT_EQ(d.at("schedule"), "coarse-to-fine");
+  EXPECT_GT(d.at("images_per_second").get<double>(), 0.0);
+  EXPECT_GT(d.at("iterations_per_image").get<double>(), 0.0);
+  EXPECT_LE(d.at("iterations_per_image").get<double>(), 70.0);  // 30 appearance + 40 joint at most
+  EXPECT_NE(r.output.find("fit at the `facebatch fit` defaults"), std::string::npos) << r.output;
   ASSERT_EQ(p.at("runs").size(), 2u);
   EXPECT_EQ(p.at("runs")[0].at("threads"), 1);
   EXPECT_EQ(p.at("runs")[1].at("threads"), 2);
@@ -84,6 +93,7 @@ TEST(BenchCli, BadOptionsAndMissingInputs) {
   EXPECT_EQ(RunCli({"bench", "--threads", "1,x"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--batch", "0"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--iterations", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--default-fit-batches", "-1"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--device", "tpu"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--help"}).exit_code, 0);
   const auto missing = (dir / "no-such-corpus").string();
