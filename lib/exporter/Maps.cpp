@@ -35,6 +35,8 @@ std::string ReadBytes(const std::string& path) {
 }
 
 // Inserts a tEXt chunk right after IHDR (PNG spec: tEXt may appear anywhere before IEND).
+// Kept by hand (issue 17): OpenCV encodes the 16-bit pixels but cannot write text chunks, and
+// one chunk (length, type, data, zlib's CRC-32) is less code than a second PNG library.
 std::string WithTextChunk(const std::string& png, const std::string& path, const std::string& keyword,
                           const std::string& text) {
   if (png.size() < 33 || png.compare(12, 4, "IHDR") != 0) throw InputError(path, "OpenCV wrote no PNG header");

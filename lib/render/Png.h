@@ -1,5 +1,5 @@
 #pragma once
-// Minimal 8-bit RGB PNG writer (zlib) for previews (docs/images, render-template).
+// 8-bit RGB PNG previews (docs/images, render-template, mesh textures) through OpenCV.
 #include <ATen/Tensor.h>
 
 #include <string>
