@@ -21,12 +21,23 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm (the glTF-Validator below) from Debian unless the machine already has them
+# (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   echo "facebatch setup: installing ${missing[*]}" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Khronos glTF-Validator for the export tests (npm package by name, version pinned in
+# tests/readers/gltf/package-lock.json), once.
+if [ ! -f tests/readers/gltf/node_modules/gltf-validator/package.json ]; then
+  echo "facebatch setup: installing the glTF-Validator (npm ci in tests/readers/gltf)" >&2
+  npm ci --prefix tests/readers/gltf --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 BUILD_DIR=${FACEBATCH_BUILD_DIR:-build}

@@ -84,6 +84,14 @@ class Export : public ::testing::Test {
 };
 TempDir* Export::dir_ = nullptr;
 
+// Every export of these tests: the library call, then every GLB it wrote through the Khronos
+// glTF-Validator (issue 17: 0 errors, 0 warnings).
+ExportSummary ExportAndValidate(const ExportOptions& o) {
+  auto s = RunExport(o);
+  if (o.kind == "glb" && fs::is_directory(o.out)) testing::ExpectValidGlbs(o.out);
+  return s;
+}
+
 const aiScene* Import(Assimp::Importer& im, const fs::path& file) {
   // OBJ stores positions, normals and UVs with separate indices: join identical corners.
   const aiScene* s = im.ReadFile(file.string(), aiProcess_JoinIdenticalVertices);
@@ -98,7 +106,7 @@ TEST_F(Export, MeshesReimportWithTopologyCountsUVsNormalsAndTexture) {
   for (const std::string kind : {"obj", "ply", "glb"}) {
     SCOPED_TRACE(kind);
     auto o = Options(kind, kind);
-    auto s = RunExport(o);
+    auto s = ExportAndValidate(o);
     ASSERT_EQ(s.exported, 3) << s.ToString();
     EXPECT_EQ(s.failed, 0);
     auto j = ReadJson(Out(kind) / "export.json");
@@ -222,7 +230,7 @@ TEST(ExportTexture, LipAndEyeVerticesLandOnTheirTexelsInObjAndRawGltf) {
     o.inputs = {shard};
     o.out = (dir / kind).string();
     o.progress = "none";
-    ASSERT_EQ(RunExport(o).exported, 1);
+    ASSERT_EQ(ExportAndValidate(o).exported, 1);
     cv::Mat tex = cv::imread((dir / kind / "synthetic_face.albedo.png").string());
     ASSERT_EQ(tex.rows, 48);
     ASSERT_EQ(tex.cols, 56);
@@ -255,7 +263,7 @@ TEST(ExportTexture, LipAndEyeVerticesLandOnTheirTexelsInObjAndRawGltf) {
     p.out = (dir / ("preview-" + kind)).string();
     p.preview_size = 128;
     p.progress = "none";
-    ASSERT_EQ(RunExport(p).exported, 1);
+    ASSERT_EQ(ExportAndValidate(p).exported, 1);
     cv::Mat pic = cv::imread((dir / ("preview-" + kind) / ("synthetic_face." + kind + ".preview.png")).string());
     ASSERT_EQ(pic.rows, 128);
     ASSERT_EQ(pic.cols, 128);
@@ -301,6 +309,22 @@ TEST(ExportTexture, LipAndEyeVerticesLandOnTheirTexelsInObjAndRawGltf) {
   cv::Mat tex = cv::imdecode(cv::Mat(1, static_cast<int>(png.size()), CV_8U, const_cast<char*>(png.data())), cv::IMREAD_COLOR);
   ASSERT_FALSE(tex.empty());
   EXPECT_TRUE(ReadFile(dir / "glb" / "synthetic_face.albedo.png") == png);  // the PNG beside it, byte for byte
+  {  // The validator is a real check: the same GLB with a POSITION accessor that overruns its buffer fails.
+    auto broken = gltf;
+    broken["accessors"][attrs["POSITION"].get<int>()]["count"] = 1000000;
+    std::string json = broken.dump();
+    while (json.size() % 4) json += ' ';
+    std::string out = glb.substr(0, 12);
+    const uint32_t len = static_cast<uint32_t>(json.size());
+    out.append(reinterpret_cast<const char*>(&len), 4);
+    out += "JSON" + json + glb.substr(20 + json_len);
+    const uint32_t total = static_cast<uint32_t>(out.size());
+    std::memcpy(out.data() + 8, &total, 4);
+    WriteFile(dir / "broken" / "broken.glb", out);
+    const auto v = testing::ValidateGltf({dir / "broken" / "broken.glb"});
+    EXPECT_FALSE(v.ok) << v.output;
+    EXPECT_NE(v.output.find("error"), std::string::npos) << v.output;
+  }
   for (int i = 36; i < 60; ++i) {
     size_t best = 0;
     double best_d = 1e30;
@@ -349,7 +373,7 @@ TEST(ExportNormals, PointAwayFromTheHeadCentreInModelAndImageSpace) {
 TEST_F(Export, ImageSpaceMeshMatchesTheStoredImageVertices) {
   auto o = Options("obj", "image-space");
   o.space = "image";
-  ASSERT_EQ(RunExport(o).exported, 3);
+  ASSERT_EQ(ExportAndValidate(o).exported, 3);
   batch::ShardReader shard(Shard().string());
   const auto& sz = shard.layout().sizes;
   auto topo = TopologyOfShard(shard);
@@ -391,7 +415,7 @@ TEST_F(Export, MapsRoundTripWithinQuantisationAndShadingMatchesTheRender) {
   const std::string stem = OutputStem(id, taken);
   auto o = Options("maps", "maps");
   o.ids = id;
-  auto s = RunExport(o);
+  auto s = ExportAndValidate(o);
   ASSERT_EQ(s.exported, 1) << s.ToString();
   const auto& sz = shard.layout().sizes;
   auto topo = TopologyOfShard(shard);
@@ -429,7 +453,7 @@ TEST_F(Export, MapsRoundTripWithinQuantisationAndShadingMatchesTheRender) {
   e.ids = id;
   e.maps = "albedo";
   e.map_format = "exr";
-  ASSERT_EQ(RunExport(e).exported, 1);
+  ASSERT_EQ(ExportAndValidate(e).exported, 1);
   cv::Mat exr = cv::imread((Out("maps-exr") / (stem + ".albedo.exr")).string(), cv::IMREAD_UNCHANGED);
   ASSERT_EQ(exr.type(), CV_32FC4);
   auto want_albedo = Floats(shard, "/maps/albedo", row, {3, sz.uv_rows, sz.uv_cols});
@@ -446,7 +470,7 @@ TEST_F(Export, MapsRoundTripWithinQuantisationAndShadingMatchesTheRender) {
 
 TEST_F(Export, OverlayHasTheExpectedSizeAndShowsTheFace) {
   auto o = Options("overlay", "overlay");
-  auto s = RunExport(o);
+  auto s = ExportAndValidate(o);
   ASSERT_EQ(s.exported, 3) << s.ToString();
   auto j = ReadJson(Out("overlay") / "export.json");
   for (const auto& item : j["items"]) {
@@ -476,7 +500,7 @@ TEST_F(Export, OverlayHasTheExpectedSizeAndShowsTheFace) {
   auto small = Options("overlay", "overlay-small");
   small.overlay_max_size = 150;
   small.range = "0:1";
-  ASSERT_EQ(RunExport(small).exported, 1);
+  ASSERT_EQ(ExportAndValidate(small).exported, 1);
   auto js = ReadJson(Out("overlay-small") / "export.json");
   cv::Mat img = cv::imread((Out("overlay-small") / js["items"][0]["files"][0].get<std::string>()).string());
   EXPECT_EQ(img.rows, 150);
@@ -498,14 +522,14 @@ TEST_F(Export, SelectsByIdsStatusAndRange) {
   auto o = Options("ply", "sel-ids");
   WriteFile(dir_->path() / "ids.txt", "# two ids\n" + ok[2] + "\n" + ok[0] + "\n");
   o.ids = "@" + (dir_->path() / "ids.txt").string();
-  EXPECT_EQ(ids_of(RunExport(o)), (std::set<std::string>{ok[0], ok[2]}));
+  EXPECT_EQ(ids_of(ExportAndValidate(o)), (std::set<std::string>{ok[0], ok[2]}));
   o.ids = ok[1];
   o.out = Out("sel-one").string();
-  EXPECT_EQ(ids_of(RunExport(o)), (std::set<std::string>{ok[1]}));
+  EXPECT_EQ(ids_of(ExportAndValidate(o)), (std::set<std::string>{ok[1]}));
   // --status failed: the failed image is selected, has no fitted values, and is recorded as failed.
   o = Options("ply", "sel-failed");
   o.status = "failed";
-  auto s = RunExport(o);
+  auto s = ExportAndValidate(o);
   ASSERT_EQ(s.items.size(), 1u);
   EXPECT_EQ(s.items[0].id, failed[0]);
   EXPECT_EQ(s.items[0].status, "failed");
@@ -513,14 +537,14 @@ TEST_F(Export, SelectsByIdsStatusAndRange) {
   EXPECT_EQ(s.ExitCode(), kExitSomeFailed);
   o = Options("ply", "sel-all");
   o.status = "all";
-  s = RunExport(o);
+  s = ExportAndValidate(o);
   EXPECT_EQ(s.items.size(), 4u);
   EXPECT_EQ(s.exported, 3);
   // --range rows [1, 3) in file order, then the status filter.
   o = Options("glb", "sel-range");
   o.range = "1:3";
   o.status = "all";
-  s = RunExport(o);
+  s = ExportAndValidate(o);
   ASSERT_EQ(s.items.size(), 2u);
   EXPECT_EQ(s.items[0].id, shard.ids()[1]);
   EXPECT_EQ(s.items[1].id, shard.ids()[2]);
@@ -530,7 +554,7 @@ TEST_F(Export, SelectsByIdsStatusAndRange) {
   o.inputs = {Shard().string(), second};
   o.maps = "albedo";
   o.range = "3:6";
-  s = RunExport(o);
+  s = ExportAndValidate(o);
   ASSERT_EQ(s.items.size(), 3u);
   EXPECT_EQ(std::make_pair(s.items[0].input, s.items[0].row), std::make_pair(0, int64_t{3}));
   EXPECT_EQ(std::make_pair(s.items[1].input, s.items[1].row), std::make_pair(1, int64_t{0}));
@@ -538,13 +562,13 @@ TEST_F(Export, SelectsByIdsStatusAndRange) {
   EXPECT_EQ(s.exported, 3);
   o.range = "";
   o.out = Out("sel-dup").string();
-  s = RunExport(o);
+  s = ExportAndValidate(o);
   EXPECT_EQ(s.items.size(), 3u);  // the 3 ok ids, each once (from the first input)
   for (const auto& it : s.items) EXPECT_EQ(it.input, 0);
   // An unknown id is recorded as failed; the others go on.
   o = Options("obj", "sel-unknown");
   o.ids = ok[0] + ",no/such/id";
-  s = RunExport(o);
+  s = ExportAndValidate(o);
   EXPECT_EQ(s.exported, 1);
   EXPECT_EQ(s.failed, 1);
   auto j = ReadJson(Out("sel-unknown") / "export.json");
@@ -563,7 +587,7 @@ TEST_F(Export, OneBadImageIsRecordedAndTheExportGoesOn) {
   fs::rename(src, moved);
   auto o = Options("overlay", "bad-image");
   o.inputs = {copy.string()};
-  auto s = RunExport(o);
+  auto s = ExportAndValidate(o);
   fs::rename(moved, src);
   EXPECT_EQ(s.exported, 2);
   EXPECT_EQ(s.failed, 1);
@@ -582,7 +606,7 @@ TEST_F(Export, OneBadImageIsRecordedAndTheExportGoesOn) {
 TEST_F(Export, BadInputsNameTheFileAndTheProblem) {
   auto expect_error = [&](const ExportOptions& o, const std::string& file, const std::string& problem) {
     try {
-      RunExport(o);
+      ExportAndValidate(o);
       ADD_FAILURE() << "no error for " << file;
     } catch (const InputError& e) {
       EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
@@ -614,7 +638,7 @@ TEST_F(Export, BadInputsNameTheFileAndTheProblem) {
   WriteFile(text, "not an HDF5 file\n");
   o.inputs = {text};
   try {
-    RunExport(o);
+    ExportAndValidate(o);
     ADD_FAILURE() << "no error for a text file";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();

@@ -1,5 +1,7 @@
 #include "TestSupport.h"
 
+#include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +56,33 @@ CliResult RunCli(const std::vector<std::string>& args, const std::string& env) {
   int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+GltfValidation ValidateGltf(const std::vector<fs::path>& files) {
+  std::string cmd = "node " + Quote(std::string(FACEBATCH_SOURCE_DIR) + "/tests/readers/gltf/validate.cjs");
+  for (const auto& f : files) cmd += " " + Quote(f.string());
+  cmd += " 2>&1";
+  GltfValidation v;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed: " + cmd);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) v.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  v.ok = code == 0;
+  if (code == 127) v.output += "\nnode not found: run scripts/setup.sh (it installs nodejs and the glTF-Validator)";
+  return v;
+}
+
+int ExpectValidGlbs(const fs::path& dir) {
+  std::vector<fs::path> glbs;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".glb") glbs.push_back(e.path());
+  if (glbs.empty()) return 0;
+  const auto v = ValidateGltf(glbs);
+  EXPECT_TRUE(v.ok) << "Khronos glTF-Validator on " << dir << ":\n" << v.output;
+  return static_cast<int>(glbs.size());
 }
 
 std::string ReadFile(const fs::path& path) {

@@ -31,6 +31,18 @@ CliResult RunCli(const std::vector<std::string>& args, const std::string& env = 
 /// Path of the built `facebatch` binary.
 std::string CliPath();
 
+/// The Khronos glTF-Validator (npm package gltf-validator, installed by scripts/setup.sh in
+/// tests/readers/gltf) on `files`: ok when every file has 0 errors and 0 warnings; `output`
+/// has one line per file and every error and warning. A missing validator (or node) is not ok,
+/// with a message saying how to install it.
+struct GltfValidation {
+  bool ok = false;
+  std::string output;
+};
+GltfValidation ValidateGltf(const std::vector<std::filesystem::path>& files);
+/// Every *.glb under `dir` (recursively) through ValidateGltf; returns how many were checked.
+int ExpectValidGlbs(const std::filesystem::path& dir);
+
 std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& text);
 
