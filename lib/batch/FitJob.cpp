@@ -22,6 +22,7 @@
 
 #include "batch/ShardWriter.h"
 #include "core/Env.h"
+#include "core/Disk.h"
 #include "core/Error.h"
 #include "core/Log.h"
 #include "core/Progress.h"
@@ -335,7 +336,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   std::vector<std::string> shard_ids;
   for (const auto* it : items) shard_ids.push_back(it->id);
 
-  fs::create_directories(o.out);
+  CheckWritableDirectory(o.out, "output directory");  // before any work starts
   const auto paths = MakeShardPaths(o.out, spec);
   ShardLock lock(paths.lock());
 
@@ -509,9 +510,15 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   const double wall = Since(t_pipeline);
   progress.Finish();
   auto tf = Clock::now();
-  writer.Flush();
+  if (!error) writer.Flush();  // after a failed write the first error is the one to report
   write_seconds += Since(tf);
-  if (error) std::rethrow_exception(error);
+  if (error) {
+    try {  // what the workers finished before a worker failed is still written
+      writer.Flush();
+    } catch (...) {
+    }
+    std::rethrow_exception(error);
+  }
   double busy_sum = 0;
   for (double b : busy) busy_sum += b;
   summary.busy_fraction = wall > 0 ? busy_sum / (wall * static_cast<double>(devices.size())) : 0;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/Disk.h"
 #include "core/Error.h"
 
 namespace facebatch::batch::h5 {
@@ -18,6 +19,9 @@ namespace {
 void Init() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // No clean-up at exit: after a failed write (a full disk) HDF5's atexit handler tries to
+    // flush the half-closed file again and crashes; every file is closed explicitly.
+    H5dont_atexit();
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   });
@@ -57,6 +61,11 @@ hid_t FileType(Kind k) {
   throw InputError(file, object.empty() ? problem : object + ": " + problem);
 }
 
+// A failed write says what is wrong with the file system (full, read-only) when it can tell.
+[[noreturn]] void WriteFail(const std::string& file, const std::string& object, const std::string& problem) {
+  Fail(file, object, problem + DiskDiagnosis(file));
+}
+
 std::vector<hsize_t> H(const std::vector<int64_t>& d) { return std::vector<hsize_t>(d.begin(), d.end()); }
 
 }  // namespace
@@ -85,7 +94,7 @@ Writer::Writer(const std::string& path) : path_(path) {
   H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
   file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
-  if (file_ < 0) Fail(path, "", "cannot create the HDF5 file");
+  if (file_ < 0) WriteFail(path, "", "cannot create the HDF5 file");
 }
 
 Writer::~Writer() {
@@ -94,7 +103,7 @@ Writer::~Writer() {
 
 long long Writer::Open(const std::string& path) {
   hid_t d = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
-  if (d < 0) Fail(path_, path, "no such dataset");
+  if (d < 0) WriteFail(path_, path, "no such dataset");
   return d;
 }
 
@@ -107,7 +116,7 @@ void Writer::Group(const std::string& path) {
     cur = path.substr(0, next);
     if (H5Lexists(file_, cur.c_str(), H5P_DEFAULT) <= 0) {
       hid_t g = H5Gcreate2(file_, cur.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      if (g < 0) Fail(path_, cur, "cannot create group");
+      if (g < 0) WriteFail(path_, cur, "cannot create group");
       H5Gclose(g);
     }
     pos = next + 1;
@@ -120,7 +129,7 @@ void Writer::Attr(const std::string& object, const std::string& name, const std:
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Id a(H5Acreate2(obj.id, name.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   const char* p = value.c_str();
-  if (obj.id < 0 || a.id < 0 || H5Awrite(a.id, type.id, &p) < 0) Fail(path_, object, "cannot write attribute " + name);
+  if (obj.id < 0 || a.id < 0 || H5Awrite(a.id, type.id, &p) < 0) WriteFail(path_, object, "cannot write attribute " + name);
 }
 
 void Writer::Attr(const std::string& object, const std::string& name, int64_t value) {
@@ -128,7 +137,7 @@ void Writer::Attr(const std::string& object, const std::string& name, int64_t va
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Id a(H5Acreate2(obj.id, name.c_str(), H5T_STD_I64LE, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (obj.id < 0 || a.id < 0 || H5Awrite(a.id, H5T_NATIVE_INT64, &value) < 0)
-    Fail(path_, object, "cannot write attribute " + name);
+    WriteFail(path_, object, "cannot write attribute " + name);
 }
 
 void Writer::Create(const std::string& path, Kind kind, const std::vector<int64_t>& dims, bool chunked) {
@@ -149,7 +158,7 @@ void Writer::Create(const std::string& path, Kind kind, const std::vector<int64_
   }
   Id type(FileType(kind), H5Tclose);
   Id d(H5Dcreate2(file_, path.c_str(), type.id, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose);
-  if (d.id < 0) Fail(path_, path, "cannot create dataset");
+  if (d.id < 0) WriteFail(path_, path, "cannot create dataset");
 }
 
 void Writer::WriteRows(const std::string& path, int64_t row, int64_t count, const void* data) {
@@ -169,7 +178,7 @@ void Writer::WriteRows(const std::string& path, int64_t row, int64_t count, cons
   H5T_class_t cls = H5Tget_class(ftype.id);
   if (cls == H5T_INTEGER) mt = H5Tget_size(ftype.id) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT64;
   else if (cls == H5T_FLOAT && H5Tget_size(ftype.id) == 8) mt = H5T_NATIVE_DOUBLE;
-  if (H5Dwrite(d.id, mt, mspace.id, fspace.id, H5P_DEFAULT, data) < 0) Fail(path_, path, "cannot write rows");
+  if (H5Dwrite(d.id, mt, mspace.id, fspace.id, H5P_DEFAULT, data) < 0) WriteFail(path_, path, "cannot write rows");
 }
 
 void Writer::WriteStrings(const std::string& path, int64_t row, const std::vector<std::string>& values) {
@@ -183,14 +192,14 @@ void Writer::WriteStrings(const std::string& path, int64_t row, const std::vecto
   Id mspace(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
   Id type(StringType(), H5Tclose);
   if (H5Dwrite(d.id, type.id, mspace.id, fspace.id, H5P_DEFAULT, ptrs.data()) < 0)
-    Fail(path_, path, "cannot write strings");
+    WriteFail(path_, path, "cannot write strings");
 }
 
 void Writer::Close() {
   if (file_ < 0) return;
   herr_t e = H5Fclose(file_);
   file_ = -1;
-  if (e < 0) Fail(path_, "", "cannot close the HDF5 file");
+  if (e < 0) WriteFail(path_, "", "cannot close the HDF5 file");
   SyncPath(path_);
 }
 
@@ -386,17 +395,18 @@ int64_t Reader::IntAttr(const std::string& object, const std::string& name) cons
 
 void SyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw InputError(path, std::string("cannot open for fsync: ") + std::strerror(errno));
+  if (fd < 0) throw InputError(path, std::string("cannot open for fsync: ") + std::strerror(errno) + DiskDiagnosis(path));
   int e = ::fsync(fd);
+  const int err = errno;
   ::close(fd);
-  if (e != 0) throw InputError(path, std::string("fsync failed: ") + std::strerror(errno));
+  if (e != 0) throw InputError(path, std::string("fsync failed: ") + std::strerror(err) + DiskDiagnosis(path));
 }
 
 void AtomicRename(const std::string& tmp, const std::string& final_path) {
   SyncPath(tmp);
   std::error_code ec;
   std::filesystem::rename(tmp, final_path, ec);
-  if (ec) throw InputError(final_path, "cannot rename " + tmp + " into place: " + ec.message());
+  if (ec) throw InputError(final_path, "cannot rename " + tmp + " into place: " + ec.message() + DiskDiagnosis(final_path));
   auto dir = std::filesystem::path(final_path).parent_path();
   SyncPath(dir.empty() ? "." : dir.string());
 }

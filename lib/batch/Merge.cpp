@@ -15,6 +15,7 @@
 #include "batch/ShardFile.h"
 #include "batch/ShardWriter.h"
 #include "batch/Status.h"
+#include "core/Disk.h"
 #include "core/Error.h"
 #include "core/Log.h"
 
@@ -275,51 +276,66 @@ MergeSummary RunMerge(const MergeOptions& o) {
   }
 
   const std::string tmp = out_abs.string() + ".tmp";
-  {
-    Id src(H5Fopen(first.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-    if (src.id < 0) Fail(first, "cannot open");
-    Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (file.id < 0) Fail(tmp, "cannot create the HDF5 file");
-    Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    H5Pset_create_intermediate_group(lcpl.id, 1);
-    // Root attributes of the first shard, then the merged ones (schemas/merge.md).
+  try {
     {
-      Id sroot(H5Gopen2(src.id, "/", H5P_DEFAULT), H5Gclose);
-      Id droot(H5Gopen2(file.id, "/", H5P_DEFAULT), H5Gclose);
-      CopyAttrContext ctx{droot.id, first};
-      if (H5Aiterate2(sroot.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, CopyAttr, &ctx) < 0) Fail(tmp, "cannot copy the root attributes");
-      nlohmann::json js = nlohmann::json::array();
-      for (const auto& s : sources)
-        js.push_back({{"shard", s.index}, {"file", s.relative}, {"first_row", s.first_row}, {"rows", s.rows}, {"ids_hash", s.ids_hash}});
-      SetAttr(droot.id, tmp, "num_images", total);
-      SetAttr(droot.id, tmp, "shard", std::string("merged"));
-      SetAttr(droot.id, tmp, "shard_index", int64_t{-1});
-      SetAttr(droot.id, tmp, "command", o.command);
-      SetAttr(droot.id, tmp, "merged_version", int64_t{1});
-      SetAttr(droot.id, tmp, "merged_storage", std::string(o.copy ? "copy" : "virtual"));
-      SetAttr(droot.id, tmp, "merged_num_shards", static_cast<int64_t>(scan.num_shards));
-      SetAttr(droot.id, tmp, "merged_shards", CompactRanges(sum.merged));
-      SetAttr(droot.id, tmp, "merged_missing", CompactRanges(sum.missing));
-      SetAttr(droot.id, tmp, "merged_sources", js.dump());
-    }
-    // The topology once (a real copy: small).
-    if (H5Ocopy(src.id, "/topology", file.id, "/topology", H5P_DEFAULT, H5P_DEFAULT) < 0) Fail(tmp, "cannot copy /topology");
-    for (const auto& f : layout.fields) {
-      Id sd(H5Dopen2(src.id, f.path.c_str(), H5P_DEFAULT), H5Dclose);
-      if (sd.id < 0) Fail(first, f.path + ": missing dataset");
-      Id type(H5Dget_type(sd.id), H5Tclose);
-      const auto dims = DatasetDims(sd.id);
-      const std::vector<int64_t> row_dims(dims.begin() + 1, dims.end());
-      if (o.copy) {
-        Id dcpl(H5Dget_create_plist(sd.id), H5Pclose);
-        CreateCopy(file.id, tmp, lcpl.id, f.path, dcpl.id, type.id, row_dims, sources, total);
-      } else {
-        CreateVirtual(file.id, tmp, lcpl.id, f.path, type.id, row_dims, sources, total);
+      Id src(H5Fopen(first.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+      if (src.id < 0) Fail(first, "cannot open");
+      Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      if (file.id < 0) Fail(tmp, "cannot create the HDF5 file");
+      Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+      H5Pset_create_intermediate_group(lcpl.id, 1);
+      // Root attributes of the first shard, then the merged ones (schemas/merge.md).
+      {
+        Id sroot(H5Gopen2(src.id, "/", H5P_DEFAULT), H5Gclose);
+        Id droot(H5Gopen2(file.id, "/", H5P_DEFAULT), H5Gclose);
+        CopyAttrContext ctx{droot.id, first};
+        if (H5Aiterate2(sroot.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, CopyAttr, &ctx) < 0) Fail(tmp, "cannot copy the root attributes");
+        nlohmann::json js = nlohmann::json::array();
+        for (const auto& s : sources)
+          js.push_back({{"shard", s.index}, {"file", s.relative}, {"first_row", s.first_row}, {"rows", s.rows}, {"ids_hash", s.ids_hash}});
+        SetAttr(droot.id, tmp, "num_images", total);
+        SetAttr(droot.id, tmp, "shard", std::string("merged"));
+        SetAttr(droot.id, tmp, "shard_index", int64_t{-1});
+        SetAttr(droot.id, tmp, "command", o.command);
+        SetAttr(droot.id, tmp, "merged_version", int64_t{1});
+        SetAttr(droot.id, tmp, "merged_storage", std::string(o.copy ? "copy" : "virtual"));
+        SetAttr(droot.id, tmp, "merged_num_shards", static_cast<int64_t>(scan.num_shards));
+        SetAttr(droot.id, tmp, "merged_shards", CompactRanges(sum.merged));
+        SetAttr(droot.id, tmp, "merged_missing", CompactRanges(sum.missing));
+        SetAttr(droot.id, tmp, "merged_sources", js.dump());
       }
+      // The topology once (a real copy: small).
+      if (H5Ocopy(src.id, "/topology", file.id, "/topology", H5P_DEFAULT, H5P_DEFAULT) < 0) Fail(tmp, "cannot copy /topology");
+      for (const auto& f : layout.fields) {
+        Id sd(H5Dopen2(src.id, f.path.c_str(), H5P_DEFAULT), H5Dclose);
+        if (sd.id < 0) Fail(first, f.path + ": missing dataset");
+        Id type(H5Dget_type(sd.id), H5Tclose);
+        const auto dims = DatasetDims(sd.id);
+        const std::vector<int64_t> row_dims(dims.begin() + 1, dims.end());
+        if (o.copy) {
+          Id dcpl(H5Dget_create_plist(sd.id), H5Pclose);
+          CreateCopy(file.id, tmp, lcpl.id, f.path, dcpl.id, type.id, row_dims, sources, total);
+        } else {
+          CreateVirtual(file.id, tmp, lcpl.id, f.path, type.id, row_dims, sources, total);
+        }
+      }
+      if (H5Fflush(file.id, H5F_SCOPE_GLOBAL) < 0) Fail(tmp, "cannot flush");
+      const hid_t id = file.id;
+      file.id = -1;
+      if (H5Fclose(id) < 0) Fail(tmp, "cannot close the HDF5 file");
     }
-    if (H5Fflush(file.id, H5F_SCOPE_GLOBAL) < 0) Fail(tmp, "cannot flush");
+    h5::AtomicRename(tmp, out_abs.string());
+  } catch (const InputError& e) {
+    // Nothing half-written stays behind (a full disk, a read-only directory): the rerun starts clean.
+    const std::string why = DiskDiagnosis(tmp);  // before the removal frees the space
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw InputError(e.path(), e.problem() + why);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
   }
-  h5::AtomicRename(tmp, out_abs.string());
   log::Info("merged {} shard(s) into {} ({} images{})", sum.merged.size(), o.out, total,
             sum.missing.empty() ? "" : ", MISSING shards " + CompactRanges(sum.missing));
   return sum;

@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "core/Disk.h"
 #include "core/Error.h"
 #include "core/Log.h"
 #include "io/Manifest.h"
@@ -24,7 +26,7 @@ ShardPaths MakeShardPaths(const std::string& out_dir, const io::ShardSpec& spec)
 
 ShardLock::ShardLock(const std::string& path) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw InputError(path, "cannot open the lock file");
+  if (fd_ < 0) throw InputError(path, std::string("cannot open the lock file: ") + std::strerror(errno) + DiskDiagnosis(path));
   if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
     held_ = true;
     return;
@@ -99,10 +101,19 @@ void ShardWriter::Add(ImageRecord record) {
 void ShardWriter::Flush() {
   if (buffer_.empty()) return;
   fs::create_directories(paths_.parts());
-  const auto final_path = (fs::path(paths_.parts()) / fmt::format("part-{:06d}.h5", next_part_++)).string();
+  const auto final_path = (fs::path(paths_.parts()) / fmt::format("part-{:06d}.h5", next_part_)).string();
   const auto tmp = final_path + ".tmp";
-  WriteShardFile(tmp, header_, layout_, buffer_);
-  h5::AtomicRename(tmp, final_path);
+  try {
+    WriteShardFile(tmp, header_, layout_, buffer_);
+    h5::AtomicRename(tmp, final_path);
+  } catch (...) {
+    // A failed write (a full disk) leaves no part file behind; the records stay buffered, so
+    // a later Flush retries the same part.
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  ++next_part_;
   written_ += static_cast<int64_t>(buffer_.size());
   log::Debug("wrote {} ({} images)", final_path, buffer_.size());
   buffer_.clear();
@@ -114,8 +125,14 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
   for (size_t i = 0; i < shard_ids.size(); ++i) order[shard_ids[i]] = static_cast<int64_t>(i);
   const auto parts = PartFiles();
   const auto tmp = paths_.file() + ".tmp";
-  ConsolidateShardFiles(tmp, header_, layout_, parts, order);
-  h5::AtomicRename(tmp, paths_.file());
+  try {
+    ConsolidateShardFiles(tmp, header_, layout_, parts, order);
+    h5::AtomicRename(tmp, paths_.file());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // the parts stay: a rerun consolidates them again
+    throw;
+  }
   // Counts by status from the consolidated file.
   std::map<std::string, int64_t> counts;
   h5::Reader r(paths_.file());

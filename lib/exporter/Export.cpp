@@ -21,6 +21,7 @@
 #include "batch/ShardFile.h"
 #include "batch/ShardReader.h"
 #include "core/Env.h"
+#include "core/Disk.h"
 #include "core/Error.h"
 #include "core/Log.h"
 #include "core/Progress.h"
@@ -213,13 +214,14 @@ void ExportOne(const ExportOptions& o, Input& in, ExportItem& item, const std::s
       CheckPose(d, item.fit_status);
       v = ImageSpaceVertices(v, d.M, d.A);
     }
+    // Files are listed before they are written, so that a failed item's are all removed.
     const std::string texture = stem + "." + o.component + ".png";
-    WriteTexture((dir / texture).string(), CheckedMap(d, o.component, item.fit_status), in.mask);
     const std::string file = stem + "." + o.kind;
-    WriteMesh((dir / file).string(), o.kind, MakeMesh(in.topology, v), texture);
     item.files.push_back(file);
     if (o.kind == "obj") item.files.push_back(stem + ".mtl");
     item.files.push_back(texture);
+    WriteTexture((dir / texture).string(), CheckedMap(d, o.component, item.fit_status), in.mask);
+    WriteMesh((dir / file).string(), o.kind, MakeMesh(in.topology, v), texture);
   } else if (o.kind == "maps") {
     for (const auto& name : in.maps) {
       at::Tensor map;
@@ -233,12 +235,12 @@ void ExportOne(const ExportOptions& o, Input& in, ExportItem& item, const std::s
       }
       if (o.map_format == "exr") {
         const std::string file = stem + "." + name + ".exr";
-        WriteMapExr((dir / file).string(), map, in.mask);
         item.files.push_back(file);
+        WriteMapExr((dir / file).string(), map, in.mask);
       } else {
         const std::string file = stem + "." + name + ".png";
-        item.ranges[name] = WriteMapPng16((dir / file).string(), name, map, in.mask);
         item.files.push_back(file);
+        item.ranges[name] = WriteMapPng16((dir / file).string(), name, map, in.mask);
       }
     }
   } else {  // overlay
@@ -254,8 +256,9 @@ void ExportOne(const ExportOptions& o, Input& in, ExportItem& item, const std::s
     oi.original = io::LoadImageBgr(ResolveSource(d.source, in.reader->path()));
     cv::Mat picture = MakeOverlay(in.topology, oi, o.overlay_max_size);
     const std::string file = stem + ".overlay.png";
-    if (!cv::imwrite((dir / file).string(), picture)) throw InputError((dir / file).string(), "cannot write PNG");
     item.files.push_back(file);
+    if (!cv::imwrite((dir / file).string(), picture))
+      throw InputError((dir / file).string(), "cannot write PNG" + DiskDiagnosis((dir / file).string()));
   }
 }
 
@@ -267,7 +270,7 @@ ExportSummary RunPreview(const ExportOptions& o, std::chrono::steady_clock::time
     beside = cv::imread(o.beside, cv::IMREAD_COLOR);
     if (beside.empty()) throw InputError(o.beside, "cannot read the --beside picture");
   }
-  fs::create_directories(o.out);
+  CheckWritableDirectory(o.out, "output directory");  // before any work starts
   std::map<std::string, int> taken;
   for (size_t k = 0; k < o.inputs.size(); ++k) {
     ExportItem item;
@@ -345,7 +348,13 @@ void WriteManifest(const ExportOptions& o, const std::vector<Input>& inputs, Exp
   {
     std::ofstream f(tmp);
     f << ManifestJson(o, inputs, summary).dump(2) << "\n";
-    if (!f) throw InputError(tmp, "cannot write the export manifest");
+    f.close();
+    if (!f) {
+      const std::string why = DiskDiagnosis(tmp);
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw InputError(tmp, "cannot write the export manifest" + why);
+    }
   }
   fs::rename(tmp, summary.manifest);
 }
@@ -471,7 +480,7 @@ ExportSummary RunExport(const ExportOptions& o) {
     found.insert(id);
   }
 
-  fs::create_directories(o.out);
+  CheckWritableDirectory(o.out, "output directory");  // before any work starts
   std::map<std::string, int> taken;
   std::vector<std::string> stems;
   for (const auto& it : summary.items) stems.push_back(OutputStem(it.id, taken));
@@ -500,6 +509,9 @@ ExportSummary RunExport(const ExportOptions& o) {
     } catch (const std::exception& e) {
       item.status = "failed";
       item.reason = e.what();
+      // A write that failed for a full or read-only disk says so (before the removal frees space).
+      const std::string why = DiskDiagnosis(o.out);
+      if (!why.empty() && item.reason.find(why) == std::string::npos) item.reason += why;
       for (const auto& f : item.files) {
         std::error_code ec;
         fs::remove(fs::path(o.out) / f, ec);
@@ -512,9 +524,9 @@ ExportSummary RunExport(const ExportOptions& o) {
   progress.Finish();
   for (const auto& it : summary.items) (it.status == "exported" ? summary.exported : summary.failed)++;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  WriteManifest(o, inputs, summary);
-  for (const auto& it : summary.items)
+  for (const auto& it : summary.items)  // before the manifest, which a full disk may refuse
     if (it.status != "exported") log::Warn("export: {} failed: {}", it.id, it.reason);
+  WriteManifest(o, inputs, summary);
   return summary;
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/Disk.h"
 #include "core/Error.h"
 
 namespace facebatch::io::hdf5 {
@@ -15,6 +16,7 @@ namespace {
 void Init() {
   static std::once_flag once;
   std::call_once(once, [] {
+    H5dont_atexit();  // as lib/batch/H5.cpp: no flush-again crash at exit after a failed write
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // we report errors ourselves
   });
@@ -122,7 +124,7 @@ bool IsHdf5(const std::string& path) {
 File File::Create(const std::string& path) {
   Init();
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) throw InputError(path, "cannot create HDF5 file (directory missing or not writable?)");
+  if (f < 0) throw InputError(path, "cannot create HDF5 file (directory missing or not writable?)" + DiskDiagnosis(path));
   File file;
   file.path_ = path;
   file.handle_ = Share(f, H5Fclose);
