@@ -10,11 +10,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <array>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "batch/FitJob.h"
 #include "batch/ShardWriter.h"
+#include "bench/FlopCounter.h"
 #include "core/Env.h"
 #include "core/Error.h"
 #include "core/Log.h"
@@ -128,6 +131,73 @@ fit::FitTiming Minus(const fit::FitTiming& a, const fit::FitTiming& b) {
   return d;
 }
 
+// The networks' counted work at batch B: E forward, then D_S and D_A forward and backward to
+// the latents (weights frozen, as in a fit iteration). Returns the networks and the GEMMs of
+// one fit iteration (D_S, D_A forward + backward) for the sgemm replay.
+std::vector<NetworkFlops> CountNetworks(const model::FaceModel& m, int B, std::vector<CountedOp>& iteration_gemms) {
+  const auto& c = m.config();
+  const auto device = m.device();
+  torch::manual_seed(0);
+  auto frozen = m;  // shares the modules: the weights stay frozen, as every Fitter leaves them
+  for (auto& p : frozen.parameters()) p.requires_grad_(false);
+  std::vector<NetworkFlops> out;
+  auto record = [&](const std::string& name, const std::vector<CountedOp>& ops, size_t from) {
+    NetworkFlops n;
+    n.name = name;
+    for (size_t i = from; i < ops.size(); ++i) {
+      n.flops += ops[i].flops;
+      n.layers.emplace_back(ops[i].op + " " + ops[i].shapes, ops[i].flops);
+    }
+    out.push_back(std::move(n));
+  };
+  {
+    torch::NoGradGuard ng;
+    FlopCounter counter;
+    m.Encode(torch::rand({B, 3, c.image_size, c.image_size}, torch::TensorOptions().device(device)));
+    record("encoder_forward", counter.ops(), 0);
+  }
+  for (const bool shape : {true, false}) {
+    auto f = torch::randn({B, shape ? c.latent_shape : c.latent_albedo}, torch::TensorOptions().device(device))
+                 .requires_grad_(true);
+    FlopCounter counter;
+    auto maps = shape ? m.DecodeShape(f) : m.DecodeAlbedo(f);
+    const size_t forward_ops = counter.ops().size();
+    maps.value.sum().backward();
+    const auto ops = counter.ops();
+    record(shape ? "shape_forward" : "albedo_forward", std::vector<CountedOp>(ops.begin(), ops.begin() + forward_ops), 0);
+    record(shape ? "shape_backward" : "albedo_backward", ops, forward_ops);
+    iteration_gemms.insert(iteration_gemms.end(), ops.begin(), ops.end());
+  }
+  return out;
+}
+
+// This machine's sgemm time for `gemms`: each replayed as one at::mm of its GEMM shape
+// (float32, the model's device, the current thread count), median of 3 after a warm-up.
+double GemmSeconds(const std::vector<CountedOp>& gemms, const c10::Device& device) {
+  std::map<std::array<int64_t, 3>, std::pair<at::Tensor, at::Tensor>> operands;
+  for (const auto& g : gemms) {
+    if (g.gemm_m <= 0) continue;
+    std::array<int64_t, 3> key{g.gemm_m, g.gemm_k, g.gemm_n};
+    if (!operands.count(key)) {
+      auto o = torch::TensorOptions().device(device);
+      operands[key] = {torch::randn({g.gemm_m, g.gemm_k}, o), torch::randn({g.gemm_k, g.gemm_n}, o)};
+    }
+  }
+  std::vector<double> times;
+  for (int r = 0; r < 4; ++r) {
+    Sync(device);
+    const auto t0 = Clock::now();
+    for (const auto& g : gemms) {
+      if (g.gemm_m <= 0) continue;
+      const auto& ab = operands.at({g.gemm_m, g.gemm_k, g.gemm_n});
+      at::mm(ab.first, ab.second);
+    }
+    Sync(device);
+    if (r > 0) times.push_back(Seconds(t0, Clock::now()));
+  }
+  return Median(times);
+}
+
 class Runner {
  public:
   Runner(const BenchOptions& o, model::FaceModel model, const io::Manifest& manifest, std::string manifest_path,
@@ -137,7 +207,12 @@ class Runner {
         manifest_(manifest),
         manifest_path_(std::move(manifest_path)),
         samples_(std::move(samples)),
-        scratch_(scratch) {}
+        scratch_(scratch) {
+    networks_ = CountNetworks(model_, o_.batch, iteration_gemms_);
+    for (const auto& g : iteration_gemms_) flops_per_iteration_ += g.flops;
+  }
+  const std::vector<NetworkFlops>& networks() const { return networks_; }
+  double flops_per_iteration() const { return flops_per_iteration_; }
 
   // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
   DefaultFitRun MeasureDefaults(int threads, int batches) {
@@ -235,6 +310,11 @@ class Runner {
     run.objective_evaluations = static_cast<int>(t.objective_calls);
     run.reference_seconds = Reference(device);
     run.ratio = run.reference_seconds > 0 ? run.iteration_seconds / run.reference_seconds : 0;
+    const double gemm_seconds = GemmSeconds(iteration_gemms_, device);
+    run.gemm_gflops = gemm_seconds > 0 ? flops_per_iteration_ / gemm_seconds / 1e9 : 0;
+    run.achieved_gflops = run.iteration_seconds > 0 ? flops_per_iteration_ / run.iteration_seconds / 1e9 : 0;
+    run.reference_gflops = run.reference_seconds > 0 ? flops_per_iteration_ / run.reference_seconds / 1e9 : 0;
+    run.gemm_fraction = run.gemm_gflops > 0 ? run.achieved_gflops / run.gemm_gflops : 0;
     log::Info("bench {} threads {}: {:.3f} s per batch of {} ({:.2f} images/s), fit iteration {:.1f} ms, "
               "decoders fwd+bwd {:.1f} ms, ratio {:.2f}",
               model_.config().preset, threads, run.total_seconds, o_.batch, run.images_per_second,
@@ -323,6 +403,9 @@ class Runner {
   std::vector<Sample> samples_;
   fs::path scratch_;
   int pass_count_ = 0;
+  std::vector<NetworkFlops> networks_;
+  std::vector<CountedOp> iteration_gemms_;
+  double flops_per_iteration_ = 0;
 };
 
 nlohmann::json StagesJson(const std::vector<Stage>& stages) {
@@ -428,6 +511,8 @@ BenchReport RunBench(const BenchOptions& o) {
               pr.preset, pr.parameters, pr.uv_rows, pr.uv_cols, pr.image_size, pr.device, o.batch, o.iterations,
               o.threads);
     Runner runner(o, model, manifest, io.out, samples, scratch.path);
+    pr.networks = runner.networks();
+    pr.flops_per_iteration = runner.flops_per_iteration();
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
     if (o.default_fit_batches > 0)
       pr.defaults = runner.MeasureDefaults(*std::max_element(thread_list.begin(), thread_list.end()), o.default_fit_batches);
@@ -471,7 +556,19 @@ std::string BenchReport::ToJson() const {
                             {"ratio", r.ratio},
                             {"overhead_fraction", r.overhead_fraction},
                             {"iterations", r.iterations},
-                            {"objective_evaluations", r.objective_evaluations}});
+                            {"objective_evaluations", r.objective_evaluations},
+                            {"flops_per_iteration", p.flops_per_iteration},
+                            {"achieved_gflops", r.achieved_gflops},
+                            {"gemm_gflops", r.gemm_gflops},
+                            {"gemm_fraction", r.gemm_fraction},
+                            {"reference_gflops", r.reference_gflops}});
+    }
+    pj["flops_per_iteration"] = p.flops_per_iteration;
+    pj["networks"] = nlohmann::json::array();
+    for (const auto& n : p.networks) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (const auto& [what, f] : n.layers) layers.push_back({{"op", what}, {"flops", f}});
+      pj["networks"].push_back({{"name", n.name}, {"flops", n.flops}, {"layers", layers}});
     }
     if (p.defaults.batches > 0) {
       const auto& d = p.defaults;
@@ -519,12 +616,20 @@ std::string BenchReport::ToTable() const {
                      Ms(r.iteration_seconds), Ms(r.reference_seconds), p.batch, r.ratio);
     s += fmt::format("render + losses + optimiser step: {:.1f}% of a fit iteration (the rest is D_S, D_A and backward)\n",
                      100.0 * r.overhead_fraction);
+    s += "counted work (convolutions and matrix products; bench/FlopCounter.h), per batch:\n";
+    for (const auto& n : p.networks)
+      s += fmt::format("  {:<18} {:>9.3f} GFLOP in {} layer calls\n", n.name, n.flops / 1e9, n.layers.size());
+    s += fmt::format("fit iteration (D_S, D_A forward + backward to the latents): {:.3f} GFLOP; achieved {:.1f} GFLOP/s, "
+                     "this machine's sgemm on the same GEMMs {:.1f} GFLOP/s: fraction {:.2f} (decoders alone {:.1f} GFLOP/s)\n",
+                     p.flops_per_iteration / 1e9, r.achieved_gflops, r.gemm_gflops, r.gemm_fraction, r.reference_gflops);
     s += "thread scaling:\n";
-    s += fmt::format("  {:>7} {:>10} {:>8} {:>12} {:>6}\n", "threads", "images/s", "speedup", "iteration", "ratio");
+    s += fmt::format("  {:>7} {:>10} {:>8} {:>12} {:>6} {:>9} {:>9} {:>9}\n", "threads", "images/s", "speedup",
+                     "iteration", "ratio", "GFLOP/s", "sgemm", "fraction");
     const double base = p.runs.front().images_per_second;
     for (const auto& q : p.runs)
-      s += fmt::format("  {:>7} {:>10.3f} {:>7.2f}x {:>12} {:>6.2f}\n", q.threads, q.images_per_second,
-                       base > 0 ? q.images_per_second / base : 0.0, Ms(q.iteration_seconds), q.ratio);
+      s += fmt::format("  {:>7} {:>10.3f} {:>7.2f}x {:>12} {:>6.2f} {:>9.1f} {:>9.1f} {:>9.2f}\n", q.threads,
+                       q.images_per_second, base > 0 ? q.images_per_second / base : 0.0, Ms(q.iteration_seconds), q.ratio,
+                       q.achieved_gflops, q.gemm_gflops, q.gemm_fraction);
     if (p.defaults.batches > 0)
       s += fmt::format("fit at the `facebatch fit` defaults ({}, early exit), {} thread(s), {} batch(es): {:.3f} images/s, "
                        "{:.1f} iterations per image\n",

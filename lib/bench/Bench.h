@@ -70,6 +70,19 @@ struct BenchRun {
   double overhead_fraction = 0;
   int iterations = 0;             ///< optimiser iterations per batch (measured)
   int objective_evaluations = 0;  ///< objective evaluations per batch (iterations + 1 + restores)
+  /// Issue 16: the counted FLOPs of one fit iteration (PresetReport::flops_per_iteration) over
+  /// iteration_seconds; this machine's sgemm rate on the same work (every counted convolution and
+  /// matrix product of the iteration replayed as one at::mm of its GEMM shape, same threads);
+  /// their ratio. reference_gflops: the same FLOPs over the decoders' forward + backward alone.
+  double achieved_gflops = 0, gemm_gflops = 0, gemm_fraction = 0, reference_gflops = 0;
+};
+
+/// FLOPs of one network pass at the bench's batch (bench/FlopCounter.h: convolutions and matrix
+/// products; every layer listed).
+struct NetworkFlops {
+  std::string name;    ///< encoder_forward, shape_forward, shape_backward, albedo_forward, albedo_backward
+  double flops = 0;
+  std::vector<std::pair<std::string, double>> layers;  ///< "op shapes" and its FLOPs, in call order
 };
 
 /// The whole fit at the fit command's defaults (BenchOptions::default_fit_batches).
@@ -87,6 +100,10 @@ struct PresetReport {
   std::string device;
   int batch = 0, iterations = 0, image_size = 0, uv_rows = 0, uv_cols = 0;
   int64_t parameters = 0;
+  std::vector<NetworkFlops> networks;  ///< E, D_S, D_A forward (and backward to the latents)
+  /// D_S and D_A forward + backward to the latents: the counted work of one fit iteration (the
+  /// renderer and the elementwise work are not counted).
+  double flops_per_iteration = 0;
   std::vector<BenchRun> runs;     ///< one per thread count, in the order asked
   DefaultFitRun defaults;         ///< batches 0 when skipped
   double peak_rss_mib = 0;        ///< process peak RSS after this preset (MiB)

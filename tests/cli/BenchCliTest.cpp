@@ -32,6 +32,26 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
   EXPECT_EQ(p.at("batch"), 2);
   EXPECT_EQ(p.at("uv_rows"), 24);
   EXPECT_GT(p.at("peak_rss_mib").get<double>(), 0.0);
+  // Counted work (issue 16): five network passes whose layers add up, and per run the achieved
+  // rate, the same-run sgemm rate and their ratio, consistent with one another.
+  ASSERT_EQ(p.at("networks").size(), 5u);
+  double decoders = 0;
+  for (const auto& n : p.at("networks")) {
+    double sum = 0;
+    for (const auto& l : n.at("layers")) sum += l.at("flops").get<double>();
+    EXPECT_NEAR(sum, n.at("flops").get<double>(), 1e-6 * sum) << n.at("name");
+    EXPECT_GT(n.at("flops").get<double>(), 0.0) << n.at("name");
+    if (n.at("name") != "encoder_forward") decoders += n.at("flops").get<double>();
+  }
+  EXPECT_NEAR(p.at("flops_per_iteration").get<double>(), decoders, 1e-6 * decoders);
+  for (const auto& run : p.at("runs")) {
+    const double achieved = run.at("achieved_gflops"), gemm = run.at("gemm_gflops");
+    EXPECT_GT(achieved, 0.0);
+    EXPECT_GT(gemm, 0.0);
+    EXPECT_NEAR(run.at("gemm_fraction").get<double>(), achieved / gemm, 1e-9);
+    EXPECT_NEAR(achieved * 1e9 * run.at("iteration_seconds").get<double>(), decoders, 1e-6 * decoders);
+  }
+  EXPECT_NE(r.output.find("GFLOP"), std::string::npos) << r.output;
   // The pass at the fit's defaults: one batch, at the most threads, coarse to fine.
   const auto& d = p.at("default_fit");
   EXPECT_EQ(d.at("threads"), 2);
