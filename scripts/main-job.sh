@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled samples (what README command 1 runs), per sample corpus:
 #   index -> OUT_DIR/<corpus>.jsonl, a 2-shard plan,
-#   fit both shards with ${FACEBATCH_MODEL:-samples/models/default.h5} (the fit's defaults) -> OUT_DIR/fit/<corpus>/,
+#   fit both shards with ${FACEBATCH_MODEL:-samples/models/default.h5} (the fit's defaults + --refine) -> OUT_DIR/fit/<corpus>/,
 #   status + merge -> OUT_DIR/fit/<corpus>/merged.h5 (validated, inspected),
 #   export OBJ meshes and QA overlays -> OUT_DIR/export/<corpus>/{obj,overlay},
 #   eval against the manifest (and the synthetic ground truth) -> OUT_DIR/eval/<corpus>/,
@@ -14,8 +14,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SAMPLES=${FACEBATCH_SAMPLES:-"$ROOT/samples"}
 MODEL=${FACEBATCH_MODEL:-"$ROOT/samples/models/default.h5"}
 # The fit's own defaults (coarse to fine, docs/fit.md) unless FACEBATCH_STEPS sets the joint stage's steps.
+# With the residual refinement (--refine, docs/fit.md) unless FACEBATCH_REFINE=0.
 STEP_ARGS=()
 [ -n "${FACEBATCH_STEPS:-}" ] && STEP_ARGS=(--steps "$FACEBATCH_STEPS")
+[ "${FACEBATCH_REFINE:-1}" = 0 ] || STEP_ARGS+=(--refine)
 mkdir -p "$OUT"
 "$FB" version
 for corpus in 300W-LP AFLW2000 CelebA folder; do

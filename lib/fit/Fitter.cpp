@@ -502,9 +502,11 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
                                           perceptual_.get(), w.perceptual);
         terms.Add("photometric", w.photometric, rec.total);
       }
-      if (w.landmark > 0) {  // eq. 7 keeps the refined shape on the landmarks
-        auto verts = render::VerticesFromUVMap(topo, shape);
-        terms.Add("landmark", w.landmark,
+      // Eq. 7 is recorded, not minimised (weight 0): with a free residual per vertex it would pull
+      // the 68 landmark vertices alone onto the (noisy) annotations; the latent stages placed them.
+      if (w.landmark > 0) {
+        auto verts = render::VerticesFromUVMap(topo, shape.detach());
+        terms.Add("landmark", 0.0,
                   LandmarkLoss(ProjectPoints(M, ModelLandmarks(topo, verts)), landmarks, lm_weights, lm_scale));
       }
       if (shape_prior.defined()) terms.Add("shape_prior", w.latent_shape_prior, LossResult{shape_prior, shape_prior.mean()});

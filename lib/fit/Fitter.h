@@ -90,7 +90,8 @@ struct FitOptions {
   /// the latent stages, the residual maps Delta S and Delta A of eq. 14 become free
   /// per-pixel unknowns (initialised from the decoders' residual, so 0 steps changes
   /// nothing), with the proxies S~, A~, M and L held: S = S~ + Delta S, A = A~ + Delta A.
-  /// The objective is the photometric term of I(S, A) and the landmark term (eq. 7) under
+  /// The objective is the photometric term of I(S, A) (no landmark term: a per-vertex
+  /// residual would pull the 68 landmark vertices alone onto the annotations) under
   /// the paper's regularisers: eqs. 8-10 on the residual maps (as eq. 13 applies them to
   /// the proxies in training; on S and A they would flatten the held proxies' own
   /// structure): symmetry of Delta A (8), its constancy under the chromaticity of the input
