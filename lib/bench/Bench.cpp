@@ -30,6 +30,8 @@
 #include "io/Shard.h"
 #include "model/FaceModel.h"
 #include "render/Template.h"
+#include "train/Data.h"
+#include "train/Trainer.h"
 
 namespace facebatch::bench {
 namespace fs = std::filesystem;
@@ -196,6 +198,91 @@ double GemmSeconds(const std::vector<CountedOp>& gemms, const c10::Device& devic
     if (r > 0) times.push_back(Seconds(t0, Clock::now()));
   }
   return Median(times);
+}
+
+// Training steps (BenchOptions::train_steps) of a fresh copy of the preset's model (weights
+// trainable, train mode) on a fixed random batch with ground truth (data loading is not timed).
+std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchOptions& o, int threads) {
+  env::ConfigureThreads(threads);
+  const auto device = base.device();
+  const auto& c = base.config();
+  auto tmpl = base.face_template();
+  auto m = model::FaceModel::Create(c, tmpl, 1);
+  m.to(device);
+  m.train();
+  const int64_t B = o.train_batch, S = c.image_size;
+  torch::manual_seed(1);
+  auto opt = torch::TensorOptions().device(device);
+  train::Batch batch;
+  batch.images = torch::rand({B, 3, S, S}, opt);
+  batch.landmarks = torch::rand({B, 68, 2}, opt) * (0.5 * S) + 0.25 * S;
+  batch.has_ground_truth = torch::ones({B}, opt);
+  batch.shape_uv = tmpl.mean_shape.to(device).unsqueeze(0).repeat({B, 1, 1, 1});
+  batch.albedo_uv = tmpl.mean_albedo.to(device).unsqueeze(0).repeat({B, 1, 1, 1});
+  batch.M = m.normalisation().m_mean.to(device).view({1, 2, 4}).repeat({B, 1, 1});
+  batch.L = m.normalisation().l_mean.to(device).view({1, 27}).repeat({B, 1});
+  for (int64_t i = 0; i < B; ++i) batch.ids.push_back(std::to_string(i));
+  train::TrainOptions to;
+  torch::optim::Adam adam(m.parameters(), torch::optim::AdamOptions(1e-4));
+  auto step = [&](train::Phase phase) {
+    adam.zero_grad();
+    auto terms = train::ComputeObjective(m, batch, phase, to);
+    terms.Mean().backward();
+    adam.step();
+  };
+  // The decoders alone, forward + backward with the weights' gradients, at the same batch.
+  auto reference = [&] {
+    auto fs = torch::randn({B, c.latent_shape}, opt), fa = torch::randn({B, c.latent_albedo}, opt);
+    std::vector<double> times;
+    for (int r = 0; r < 3; ++r) {
+      adam.zero_grad();
+      Sync(device);
+      const auto t0 = Clock::now();
+      (m.DecodeShape(fs).value.sum() + m.DecodeAlbedo(fa).value.sum()).backward();
+      Sync(device);
+      if (r > 0) times.push_back(Seconds(t0, Clock::now()));
+    }
+    return Median(times);
+  };
+  const double ref = reference();
+  std::vector<TrainRun> out;
+  for (const auto phase : {train::Phase::kPretrain, train::Phase::kFull}) {
+    TrainRun tr;
+    tr.phase = phase == train::Phase::kPretrain ? "pretrain" : "full";
+    tr.threads = threads;
+    tr.batch = static_cast<int>(B);
+    tr.steps = o.train_steps;
+    std::vector<CountedOp> gemms;
+    {
+      FlopCounter counter;  // also the warm-up step
+      step(phase);
+      gemms = counter.ops();
+    }
+    for (const auto& g : gemms) tr.flops_per_step += g.flops;
+    std::vector<double> times;
+    for (int k = 0; k < o.train_steps; ++k) {
+      Sync(device);
+      const auto t0 = Clock::now();
+      step(phase);
+      Sync(device);
+      times.push_back(Seconds(t0, Clock::now()));
+    }
+    tr.seconds_per_step = Median(times);
+    tr.steps_per_second = tr.seconds_per_step > 0 ? 1.0 / tr.seconds_per_step : 0;
+    tr.images_per_second = tr.steps_per_second * static_cast<double>(B);
+    tr.reference_seconds = ref;
+    tr.ratio = ref > 0 ? tr.seconds_per_step / ref : 0;
+    const double gemm_seconds = GemmSeconds(gemms, device);
+    tr.gemm_gflops = gemm_seconds > 0 ? tr.flops_per_step / gemm_seconds / 1e9 : 0;
+    tr.achieved_gflops = tr.seconds_per_step > 0 ? tr.flops_per_step / tr.seconds_per_step / 1e9 : 0;
+    tr.gemm_fraction = tr.gemm_gflops > 0 ? tr.achieved_gflops / tr.gemm_gflops : 0;
+    log::Info("bench {} train {} step, batch {}, threads {}: {:.3f} s ({:.2f} images/s), {:.2f}x the decoders' "
+              "forward + backward, {:.1f} GFLOP/s of sgemm's {:.1f}",
+              c.preset, tr.phase, B, threads, tr.seconds_per_step, tr.images_per_second, tr.ratio, tr.achieved_gflops,
+              tr.gemm_gflops);
+    out.push_back(tr);
+  }
+  return out;
 }
 
 class Runner {
@@ -431,6 +518,8 @@ void BenchOptions::Check() const {
   if (iterations < 1) throw UsageError("bench: --iterations must be >= 1");
   if (repeats < 1) throw UsageError("bench: --repeats must be >= 1");
   if (default_fit_batches < 0) throw UsageError("bench: --default-fit-batches must be >= 0");
+  if (train_steps < 0) throw UsageError("bench: --train-steps must be >= 0");
+  if (train_batch < 1) throw UsageError("bench: --train-batch must be >= 1");
   ParseThreadList(threads, 1);
 }
 
@@ -514,8 +603,9 @@ BenchReport RunBench(const BenchOptions& o) {
     pr.networks = runner.networks();
     pr.flops_per_iteration = runner.flops_per_iteration();
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
-    if (o.default_fit_batches > 0)
-      pr.defaults = runner.MeasureDefaults(*std::max_element(thread_list.begin(), thread_list.end()), o.default_fit_batches);
+    const int most = *std::max_element(thread_list.begin(), thread_list.end());
+    if (o.default_fit_batches > 0) pr.defaults = runner.MeasureDefaults(most, o.default_fit_batches);
+    if (o.train_steps > 0) pr.train = MeasureTraining(model, o, most);
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
   }
@@ -579,6 +669,21 @@ std::string BenchReport::ToJson() const {
                            {"images_per_second", d.images_per_second},
                            {"iterations_per_image", d.iterations_per_image}};
     }
+    pj["train"] = nlohmann::json::array();
+    for (const auto& t : p.train)
+      pj["train"].push_back({{"phase", t.phase},
+                             {"threads", t.threads},
+                             {"batch", t.batch},
+                             {"steps", t.steps},
+                             {"seconds_per_step", t.seconds_per_step},
+                             {"steps_per_second", t.steps_per_second},
+                             {"images_per_second", t.images_per_second},
+                             {"reference_seconds", t.reference_seconds},
+                             {"ratio", t.ratio},
+                             {"flops_per_step", t.flops_per_step},
+                             {"achieved_gflops", t.achieved_gflops},
+                             {"gemm_gflops", t.gemm_gflops},
+                             {"gemm_fraction", t.gemm_fraction}});
     j["presets"].push_back(pj);
   }
   return j.dump(2);
@@ -635,6 +740,13 @@ std::string BenchReport::ToTable() const {
                        "{:.1f} iterations per image\n",
                        p.defaults.schedule, p.defaults.threads, p.defaults.batches, p.defaults.images_per_second,
                        p.defaults.iterations_per_image);
+    for (const auto& t : p.train)
+      s += fmt::format("train step ({}, batch {}, {} thread(s)): {} = {:.3f} steps/s, {:.2f} images/s; {:.2f}x the decoders' "
+                       "forward + backward with weight gradients ({}); {:.2f} GFLOP counted, {:.1f} GFLOP/s of sgemm's "
+                       "{:.1f}: fraction {:.2f}\n",
+                       t.phase, t.batch, t.threads, Ms(t.seconds_per_step), t.steps_per_second, t.images_per_second,
+                       t.ratio, Ms(t.reference_seconds), t.flops_per_step / 1e9, t.achieved_gflops, t.gemm_gflops,
+                       t.gemm_fraction);
     s += fmt::format("peak RSS (process, after this preset): {:.0f} MiB\n", p.peak_rss_mib);
   }
   return s;

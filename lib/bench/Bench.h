@@ -40,6 +40,11 @@ struct BenchOptions {
   /// defaults (coarse-to-fine schedule, per-image early exit) at the most threads: the
   /// images/s a user of `facebatch fit` gets (0: skip; the paper preset takes minutes per batch).
   int default_fit_batches = 1;
+  /// --train-steps N: after the fit runs, N timed `facebatch train` steps per phase (supervised
+  /// pre-training, the full objective; after one warm-up step) at --train-batch, at the most
+  /// threads: steps/s, images/s, counted FLOPs and their sgemm fraction (0: skip).
+  int train_steps = 2;
+  int train_batch = 8;               ///< --train-batch (the demo recipe's batch)
   void Check() const;            ///< UsageError on bad values
 };
 
@@ -94,6 +99,19 @@ struct DefaultFitRun {
   double iterations_per_image = 0;   ///< optimiser iterations per image over the stages (mean)
 };
 
+/// One training phase's step (BenchOptions::train_steps).
+struct TrainRun {
+  std::string phase;                 ///< pretrain | full
+  int threads = 0, batch = 0, steps = 0;
+  double seconds_per_step = 0;       ///< median of the timed steps: objective, backward, Adam
+  double steps_per_second = 0, images_per_second = 0;
+  /// The decoders' forward + backward alone at the same batch, weights' gradients included
+  /// (what a training step cannot do without), and the ratio of a step to it.
+  double reference_seconds = 0, ratio = 0;
+  double flops_per_step = 0;         ///< counted (bench/FlopCounter.h): E, D_S, D_A forward + backward
+  double achieved_gflops = 0, gemm_gflops = 0, gemm_fraction = 0;
+};
+
 struct PresetReport {
   std::string preset;             ///< demo, paper, or the model file's preset
   std::string model;              ///< model file ("" for a fresh preset model)
@@ -106,6 +124,7 @@ struct PresetReport {
   double flops_per_iteration = 0;
   std::vector<BenchRun> runs;     ///< one per thread count, in the order asked
   DefaultFitRun defaults;         ///< batches 0 when skipped
+  std::vector<TrainRun> train;    ///< pretrain, full (empty when skipped)
   double peak_rss_mib = 0;        ///< process peak RSS after this preset (MiB)
 };
 

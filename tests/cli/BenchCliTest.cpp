@@ -52,6 +52,23 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
     EXPECT_NEAR(achieved * 1e9 * run.at("iteration_seconds").get<double>(), decoders, 1e-6 * decoders);
   }
   EXPECT_NE(r.output.find("GFLOP"), std::string::npos) << r.output;
+  // Training steps (issue 14 item 7, issue 16 item 4): both phases, at the most threads.
+  ASSERT_EQ(p.at("train").size(), 2u);
+  EXPECT_EQ(p.at("train")[0].at("phase"), "pretrain");
+  EXPECT_EQ(p.at("train")[1].at("phase"), "full");
+  for (const auto& t : p.at("train")) {
+    EXPECT_EQ(t.at("threads"), 2);
+    EXPECT_EQ(t.at("batch"), 8);
+    const double sps = t.at("seconds_per_step");
+    ASSERT_GT(sps, 0.0);
+    EXPECT_NEAR(t.at("images_per_second").get<double>(), 8 / sps, 1e-9 * 8 / sps);
+    EXPECT_GT(t.at("reference_seconds").get<double>(), 0.0);
+    // A step does more than the decoders (the encoder, the objective): at least their FLOPs.
+    EXPECT_GT(t.at("flops_per_step").get<double>(), p.at("flops_per_iteration").get<double>());
+    EXPECT_NEAR(t.at("gemm_fraction").get<double>(),
+                t.at("achieved_gflops").get<double>() / t.at("gemm_gflops").get<double>(), 1e-9);
+  }
+  EXPECT_NE(r.output.find("train step (full"), std::string::npos) << r.output;
   // The pass at the fit's defaults: one batch, at the most threads, coarse to fine.
   const auto& d = p.at("default_fit");
   EXPECT_EQ(d.at("threads"), 2);
@@ -114,6 +131,8 @@ TEST(BenchCli, BadOptionsAndMissingInputs) {
   EXPECT_EQ(RunCli({"bench", "--batch", "0"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--iterations", "0"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--default-fit-batches", "-1"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--train-steps", "-1"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--train-batch", "0"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--device", "tpu"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--help"}).exit_code, 0);
   const auto missing = (dir / "no-such-corpus").string();
