@@ -174,8 +174,14 @@ std::vector<NetworkFlops> CountNetworks(const model::FaceModel& m, int B, std::v
 }
 
 // This machine's sgemm time for `gemms`: each replayed as one at::mm of its GEMM shape
-// (float32, the model's device, the current thread count), median of 3 after a warm-up.
-double GemmSeconds(const std::vector<CountedOp>& gemms, const c10::Device& device) {
+// (float32, the model's device, BLAS on `threads` threads), median of 3 after a warm-up.
+double GemmSeconds(const std::vector<CountedOp>& gemms, const c10::Device& device, int threads) {
+  // The BLAS runs single-threaded inside ATen's parallelism (env::ConfigureThreads); for the
+  // reference it gets the run's threads, and is set back to 1 after.
+  env::SetBlasThreads(threads);
+  struct Back {
+    ~Back() { env::SetBlasThreads(1); }
+  } back;
   std::map<std::array<int64_t, 3>, std::pair<at::Tensor, at::Tensor>> operands;
   for (const auto& g : gemms) {
     if (g.gemm_m <= 0) continue;
@@ -272,7 +278,7 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
     tr.images_per_second = tr.steps_per_second * static_cast<double>(B);
     tr.reference_seconds = ref;
     tr.ratio = ref > 0 ? tr.seconds_per_step / ref : 0;
-    const double gemm_seconds = GemmSeconds(gemms, device);
+    const double gemm_seconds = GemmSeconds(gemms, device, threads);
     tr.gemm_gflops = gemm_seconds > 0 ? tr.flops_per_step / gemm_seconds / 1e9 : 0;
     tr.achieved_gflops = tr.seconds_per_step > 0 ? tr.flops_per_step / tr.seconds_per_step / 1e9 : 0;
     tr.gemm_fraction = tr.gemm_gflops > 0 ? tr.achieved_gflops / tr.gemm_gflops : 0;
@@ -397,7 +403,7 @@ class Runner {
     run.objective_evaluations = static_cast<int>(t.objective_calls);
     run.reference_seconds = Reference(device);
     run.ratio = run.reference_seconds > 0 ? run.iteration_seconds / run.reference_seconds : 0;
-    const double gemm_seconds = GemmSeconds(iteration_gemms_, device);
+    const double gemm_seconds = GemmSeconds(iteration_gemms_, device, threads);
     run.gemm_gflops = gemm_seconds > 0 ? flops_per_iteration_ / gemm_seconds / 1e9 : 0;
     run.achieved_gflops = run.iteration_seconds > 0 ? flops_per_iteration_ / run.iteration_seconds / 1e9 : 0;
     run.reference_gflops = run.reference_seconds > 0 ? flops_per_iteration_ / run.reference_seconds / 1e9 : 0;

@@ -58,18 +58,21 @@ namespace {
 void (*g_torch_hook)(int) = nullptr;
 std::unique_ptr<tbb::global_control> g_tbb_limit;
 
-void SetBlasSingleThreaded() {
+void SetBlasSingleThreaded() { SetBlasThreads(1); }
+}  // namespace
+
+bool SetBlasThreads(int threads) {
   // OpenBLAS reads OPENBLAS_NUM_THREADS when it is loaded, which is before
   // main(); so ask it directly. Other BLAS builds lack the symbol: nothing to do.
   using SetFn = void (*)(int);
   for (const char* sym : {"openblas_set_num_threads", "goto_set_num_threads"}) {
     if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, sym))) {
-      fn(1);
-      return;
+      fn(threads);
+      return true;
     }
   }
+  return false;
 }
-}  // namespace
 
 void EnsurePassiveOpenMP(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY")) return;

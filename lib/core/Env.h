@@ -32,6 +32,11 @@ std::optional<long> GetLong(const char* name);
 /// Number of hardware threads this process may use (affinity-aware).
 int AvailableCores();
 
+/// Sets the BLAS library's own thread count (OpenBLAS, found at run time; false when the BLAS
+/// in use has no such call). ConfigureThreads keeps it at 1 (ATen parallelises around it);
+/// benchmarks raise it for a reference and set it back.
+bool SetBlasThreads(int threads);
+
 /// Sets the compute thread count everywhere: ATen's intra-op pool (when a
 /// torch module registers its hook), TBB's global limit, and BLAS kept at one
 /// thread (OpenBLAS inside ATen's parallel regions oversubscribes; see
