@@ -10,7 +10,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread
   libopencv-dev libhdf5-dev hdf5-tools libtbb-dev libboost-program-options-dev
   libassimp-dev libmatio-dev libdlib-dev libdlib-data
-  nlohmann-json3-dev libfmt-dev zlib1g-dev
+  nlohmann-json3-dev libfmt-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-h5py python3-numpy
   slurm-wlm

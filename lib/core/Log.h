@@ -1,6 +1,10 @@
 #pragma once
 // One logging facility for the whole toolkit: levels, timestamps, and the SLURM
 // array job/task id (when present) on every line. Thread-safe; writes to stderr.
+// Kept by hand (issue 17): a few lines on fmt, which is already a dependency; it must share
+// stderr with the progress bar (core/Progress.h clears and redraws around each line) and tag
+// every line with the array task, which Debian's spdlog would need a custom sink and
+// formatter for.
 #include <fmt/format.h>
 
 #include <string>

@@ -2,6 +2,8 @@
 // Progress of a batch run on stderr: a live bar on a terminal, periodic
 // timestamped log lines otherwise (SLURM logs). Each report has done/total,
 // rate, ETA, failures, and the SLURM array job/task id when present.
+// Kept by hand (issue 17): Debian packages no C++ progress-bar library; what is needed
+// (a bar on a terminal, log lines in SLURM output files, thread-safe counts) is small.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

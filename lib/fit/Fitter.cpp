@@ -106,6 +106,8 @@ void FitOptions::Check() const {
   if (!(relative_tolerance >= 0)) throw UsageError("fit: --tolerance must be >= 0");
   if (patience < 1) throw UsageError("fit: --patience must be >= 1");
   if (refine_steps < 0) throw UsageError("fit: --refine-steps must be >= 0");
+  if (!(refine_outlier_threshold >= 0) || !std::isfinite(refine_outlier_threshold))
+    throw UsageError("fit: --refine-outlier-threshold must be >= 0");
   if (!(refine_step_size > 0) || !std::isfinite(refine_step_size))
     throw UsageError("fit: --refine-step-size must be > 0");
   weights.Check("loss");
@@ -398,9 +400,9 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
   };
   // Outlier rejection: the pixels whose residual under the current state exceeds
   // outlier_threshold x the image's median residual (over the region) leave the term.
-  auto reject_outliers = [&] {
+  auto reject_outliers = [&](double threshold) {
     pixel_weights = region;
-    if (options_.outlier_threshold <= 0 || w.photometric <= 0) return;
+    if (threshold <= 0 || w.photometric <= 0) return;
     torch::NoGradGuard g;
     auto shape = held_shape.value.defined() ? held_shape.value : model_.DecodeShape(f_S).value;
     auto albedo = held_albedo.value.defined() ? held_albedo.value : model_.DecodeAlbedo(f_A).value;
@@ -413,7 +415,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     for (int64_t b = 0; b < B; ++b) {
       auto v = res_cpu[b].masked_select(valid_cpu[b]);
       if (v.numel() >= 16)
-        tau[static_cast<size_t>(b)] = std::max(0.1f, static_cast<float>(options_.outlier_threshold) * v.median().item<float>());
+        tau[static_cast<size_t>(b)] = std::max(0.1f, static_cast<float>(threshold) * v.median().item<float>());
     }
     auto t = torch::tensor(tau, residual.options()).view({B, 1, 1, 1});
     pixel_weights = region * (residual <= t).to(region.scalar_type());
@@ -438,7 +440,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     auto params = stage_params(bits);
     if (params.empty() || opts.max_iterations == 0) return;
     hold();
-    reject_outliers();
+    reject_outliers(options_.outlier_threshold);
     r.summaries = MinimiseBatch(params, objective, opts);
     for (int64_t b = 0; b < B; ++b) iterations[static_cast<size_t>(b)] += r.summaries[static_cast<size_t>(b)].iterations;
     int most = 0;
@@ -536,7 +538,7 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
       return terms;
     };
     held_shape = shape0, held_albedo = albedo0;  // the outlier test at the fitted state
-    reject_outliers();
+    reject_outliers(options_.refine_outlier_threshold);
     held_shape = held_albedo = {};
     auto refine = mopts;
     refine.max_iterations = options_.refine_steps;

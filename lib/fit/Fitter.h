@@ -104,6 +104,11 @@ struct FitOptions {
   bool refine = false;
   int refine_steps = 30;
   double refine_step_size = 0.01;
+  /// The outlier rejection of stage 4 (as outlier_threshold, re-estimated at its start; 0: off).
+  /// Its own value because stage 4 exists to fit what the latents cannot (brows, eyes, marks),
+  /// which are exactly the pixels a low threshold leaves out; a larger one still drops
+  /// occluders (docs/fit.md "Residual refinement").
+  double refine_outlier_threshold = 3.0;
   /// Which latents the optimiser changes: "all" or a comma list of
   /// shape, albedo, projection, lighting (paper section 4 fits albedo,lighting).
   std::string optimise = "all";

@@ -45,6 +45,9 @@ Item ItemFromLine(const std::string& line, const std::string& path = "<manifest>
 
 /// FNV-1a 64-bit of `bytes` continuing from `state` (start: kFnvOffset).
 inline constexpr uint64_t kFnvOffset = 14695981039346656037ull;  // 0xcbf29ce484222325
+/// Kept by hand (issue 17): FNV-1a 64 is part of the manifest format (`items_hash`,
+/// schemas/manifest.md: "fnv1a64:..."), a non-cryptographic change detector of a few lines;
+/// model weights use SHA-256 from OpenSSL (model/Sha256.h).
 uint64_t Fnv1a64(const std::string& bytes, uint64_t state = kFnvOffset);
 /// "fnv1a64:<hex>" over the item lines of `items` (in the given order).
 std::string ItemsHash(const std::vector<Item>& items);

@@ -1,8 +1,8 @@
 #pragma once
-// SHA-256 (FIPS 180-4), incremental; used for model hashes in provenance.
-#include <array>
+// SHA-256, incremental, for the model's weights hash in its provenance: OpenSSL's EVP digest
+// (Debian libssl-dev), behind this small interface so that no OpenSSL header leaks out.
 #include <cstddef>
-#include <cstdint>
+#include <memory>
 #include <string>
 
 namespace facebatch::model {
@@ -10,16 +10,16 @@ namespace facebatch::model {
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
   void Update(const void* data, size_t size);
   void Update(const std::string& s) { Update(s.data(), s.size()); }
   std::string HexDigest();  ///< finalises; lower-case hex
 
  private:
-  void Block(const uint8_t* p);
-  std::array<uint32_t, 8> h_;
-  std::array<uint8_t, 64> buf_{};
-  size_t buf_len_ = 0;
-  uint64_t total_ = 0;
+  struct Context;
+  std::unique_ptr<Context> ctx_;
 };
 
 }  // namespace facebatch::model

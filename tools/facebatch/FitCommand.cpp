@@ -36,6 +36,7 @@ int RunFitCommand(int argc, char** argv) {
       ("refine", po::bool_switch(&fo.refine), "after the latent fit, refine the shape and albedo residual maps per pixel under the paper's regularisers (eqs. 8-10, 14, 16; weights --loss.albedo_symmetry ... --loss.residual_symmetry); the written maps carry the refinement")
       ("refine-steps", po::value(&fo.refine_steps)->default_value(fo.refine_steps), "--refine: iterations of the residual refinement")
       ("refine-step-size", po::value(&fo.refine_step_size)->default_value(fo.refine_step_size), "--refine: step size of the residual refinement (model units and albedo per iteration)")
+      ("refine-outlier-threshold", po::value(&fo.refine_outlier_threshold)->default_value(fo.refine_outlier_threshold), "--refine: the outlier rejection of the refinement (times the median residual at its start; 0: off)")
       ("photometric-region", po::value(&fo.photometric_region)->default_value(fo.photometric_region), "landmarks (face region outlined by the 68 landmarks, forehead included) | rendered (every rendered face pixel)")
       ("outlier-threshold", po::value(&fo.outlier_threshold)->default_value(fo.outlier_threshold), "leave out pixels whose residual exceeds this times the image's median, re-estimated per stage (0: off)")
       ("optimise", po::value(&fo.optimise)->default_value(fo.optimise), "latents to optimise: all or a comma list of shape, albedo, projection, lighting")
