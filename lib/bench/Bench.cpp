@@ -307,31 +307,39 @@ class Runner {
   const std::vector<NetworkFlops>& networks() const { return networks_; }
   double flops_per_iteration() const { return flops_per_iteration_; }
 
-  // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
-  DefaultFitRun MeasureDefaults(int threads, int batches) {
-    env::ConfigureThreads(threads);
-    fit::FitOptions fo;  // the defaults of `facebatch fit`
-    fit::Fitter fitter(model_, fo);
+  // The shard file as `facebatch fit` writes it (outputs all, f32), in a scratch directory.
+  batch::ShardSetup ShardSetup(const fit::FitOptions& fo) const {
     batch::FitJobOptions jo;
     jo.model = o_.model.empty() ? (scratch_ / "fresh-preset-model").string() : o_.model;
     jo.manifest = manifest_path_;
     jo.fit = fo;
     jo.command = "facebatch bench";
-    const io::ShardSpec spec = io::ShardSpec::Parse("0/1", 0);
-    const auto setup = batch::MakeShardSetup(jo, model_, manifest_, spec);
-    const fs::path out = scratch_ / fmt::format("shards-{}-defaults", model_.config().preset);
+    return batch::MakeShardSetup(jo, model_, manifest_, io::ShardSpec::Parse("0/1", 0));
+  }
+  std::unique_ptr<batch::ShardWriter> Writer(const batch::ShardSetup& setup, const std::string& tag) const {
+    const fs::path out = scratch_ / fmt::format("shards-{}-{}", model_.config().preset, tag);
     fs::create_directories(out);
-    batch::ShardWriter writer(batch::MakeShardPaths(out.string(), spec), setup.header, setup.layout, o_.batch);
+    return std::make_unique<batch::ShardWriter>(batch::MakeShardPaths(out.string(), io::ShardSpec::Parse("0/1", 0)),
+                                                setup.header, setup.layout, o_.batch);
+  }
+
+  // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
+  DefaultFitRun MeasureDefaults(int threads, int batches) {
+    env::ConfigureThreads(threads);
+    fit::FitOptions fo;  // the defaults of `facebatch fit`
+    fit::Fitter fitter(model_, fo);
+    const auto setup = ShardSetup(fo);
+    auto writer = Writer(setup, "defaults");
     DefaultFitRun d;
     d.threads = threads;
     d.batches = batches;
     d.schedule = fo.schedule;
     for (int k = 0; k < batches; ++k) {
-      const Pass p = RunPass(fitter, writer, setup.layout);
+      const Pass p = RunPass(fitter, *writer, setup.layout);
       d.seconds += p.total;
       d.iterations_per_image += p.iterations_per_image / batches;
     }
-    writer.Flush();
+    writer->Flush();
     d.images_per_second = d.seconds > 0 ? batches * o_.batch / d.seconds : 0;
     log::Info("bench {} at the fit defaults ({}), threads {}: {:.3f} images/s, {:.1f} iterations per image",
               model_.config().preset, d.schedule, threads, d.images_per_second, d.iterations_per_image);
@@ -350,16 +358,9 @@ class Runner {
     fo.relative_tolerance = 0;  // no early exit: every image runs every iteration
     fo.synchronize_timing = true;
     fit::Fitter fitter(model_, fo);
-    batch::FitJobOptions jo;  // the shard file as `facebatch fit` writes it (outputs all, f32)
-    jo.model = o_.model.empty() ? (scratch_ / "fresh-preset-model").string() : o_.model;
-    jo.manifest = manifest_path_;
-    jo.fit = fo;
-    jo.command = "facebatch bench";
-    const io::ShardSpec spec = io::ShardSpec::Parse("0/1", 0);
-    const auto setup = batch::MakeShardSetup(jo, model_, manifest_, spec);
-    const fs::path out = scratch_ / fmt::format("shards-{}-{}", model_.config().preset, threads);
-    fs::create_directories(out);
-    batch::ShardWriter writer(batch::MakeShardPaths(out.string(), spec), setup.header, setup.layout, o_.batch);
+    const auto setup = ShardSetup(fo);
+    auto writer_ptr = Writer(setup, std::to_string(threads));
+    auto& writer = *writer_ptr;
 
     {  // warm-up: allocator, thread pools, first-call set-up (one iteration)
       fit::FitOptions warm = fo;

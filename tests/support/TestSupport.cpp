@@ -42,13 +42,10 @@ std::string Quote(const std::string& s) {
 }
 }  // namespace
 
-CliResult RunCli(const std::vector<std::string>& args, const std::string& env) {
-  std::string cmd = env.empty() ? "" : env + " ";
-  cmd += Quote(CliPath());
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " 2>&1";
+// Runs a shell command line, capturing stdout and stderr together.
+static CliResult RunShell(const std::string& cmd) {
   CliResult r;
-  FILE* pipe = popen(cmd.c_str(), "r");
+  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed: " + cmd);
   std::array<char, 4096> buf;
   size_t n;
@@ -58,20 +55,19 @@ CliResult RunCli(const std::vector<std::string>& args, const std::string& env) {
   return r;
 }
 
+CliResult RunCli(const std::vector<std::string>& args, const std::string& env) {
+  std::string cmd = env.empty() ? "" : env + " ";
+  cmd += Quote(CliPath());
+  for (const auto& a : args) cmd += " " + Quote(a);
+  return RunShell(cmd);
+}
+
 GltfValidation ValidateGltf(const std::vector<fs::path>& files) {
   std::string cmd = "node " + Quote(std::string(FACEBATCH_SOURCE_DIR) + "/tests/readers/gltf/validate.cjs");
   for (const auto& f : files) cmd += " " + Quote(f.string());
-  cmd += " 2>&1";
-  GltfValidation v;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) throw std::runtime_error("popen failed: " + cmd);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) v.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  v.ok = code == 0;
-  if (code == 127) v.output += "\nnode not found: run scripts/setup.sh (it installs nodejs and the glTF-Validator)";
+  const CliResult r = RunShell(cmd);
+  GltfValidation v{r.exit_code == 0, r.output};
+  if (r.exit_code == 127) v.output += "\nnode not found: run scripts/setup.sh (it installs nodejs and the glTF-Validator)";
   return v;
 }
 
