@@ -135,7 +135,7 @@ FaceGenerator::~FaceGenerator() = default;
 
 const render::FaceTemplate& FaceGenerator::face_template() const { return impl_->tmpl; }
 
-Identity FaceGenerator::RandomIdentity(std::mt19937_64& rng) const {
+Identity FaceGenerator::RandomIdentity(std::mt19937_64& rng, double facial_hair_prob) const {
   const Impl& m = *impl_;
   const int U = m.U, V = m.V;
   // ---- shape: smooth deformation fields in UV space (cm) ----
@@ -260,7 +260,7 @@ Identity FaceGenerator::RandomIdentity(std::mt19937_64& rng) const {
     blend(w, lip, Uniform(rng, 0.6, 0.95));
   }
   // Facial hair (beard / moustache / stubble) on some faces.
-  if (Uniform(rng) < 0.22) {
+  if (Uniform(rng) < facial_hair_prob) {
     const double density = Uniform(rng, 0.35, 0.95);
     const bool full = Uniform(rng) < 0.6;
     cv::Mat grain = SmoothNoise(rng, U, V, std::max(10, V / 2), 1);

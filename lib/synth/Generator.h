@@ -92,8 +92,9 @@ class FaceGenerator {
   ~FaceGenerator();
   const render::FaceTemplate& face_template() const;
 
-  /// A random identity from `rng`.
-  Identity RandomIdentity(std::mt19937_64& rng) const;
+  /// A random identity from `rng`; facial hair (beard, moustache, stubble) with probability
+  /// `facial_hair_prob` (the default keeps every seed's faces as they were).
+  Identity RandomIdentity(std::mt19937_64& rng, double facial_hair_prob = 0.22) const;
   /// A random placement in a width x height image under `scene`.
   Placement RandomPlacement(std::mt19937_64& rng, int width, int height, const SceneOptions& scene) const;
   /// M [2, 4] of a placement (render::ComposeM with 300W-LP pose angles).

@@ -193,6 +193,7 @@ void SynthOptions::Check() const {
       throw UsageError(fmt::format("{} must be -1 (layout default) or in [0, {}] (got {})", name, hi, v));
   if (occluders < 0 || occluders > 1) throw UsageError("--occluders must be a probability in [0, 1]");
   if (expressions < 0 || expressions > 1) throw UsageError("--expressions must be a probability in [0, 1]");
+  if (facial_hair < 0 || facial_hair > 1) throw UsageError("--facial-hair must be a probability in [0, 1]");
   if (per_identity < 1) throw UsageError("--per-identity must be at least 1");
   ParseProgressMode(progress);
 }
@@ -319,11 +320,12 @@ SynthSummary RunSynth(const SynthOptions& options) {
   header.corpus = o.layout;
   header.generator = fmt::format(
       "facebatch synth {} ({}; yaw<={} pitch<={} roll<={} occluders={} "
-      "expressions={} per_identity={})",
+      "expressions={} facial_hair={} per_identity={})",
       FACEBATCH_VERSION,
       fits ? fmt::format("fitted faces of {} re-rendered under new poses and lights", o.from)
            : std::string("procedural faces over the MediaPipe template"),
-      scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders, o.expressions, o.per_identity);
+      scene.yaw_max, scene.pitch_max, scene.roll_max, o.occluders, o.expressions,
+      o.facial_hair, o.per_identity);
   header.seed = o.seed;
   header.uv_rows = o.UvRows();
   header.uv_cols = o.UvCols();
@@ -362,7 +364,7 @@ SynthSummary RunSynth(const SynthOptions& options) {
   auto render_face = [&](int64_t i) {
     std::mt19937_64 id_rng(ItemSeed(o.seed, 1, uint64_t(i / o.per_identity)));
     std::mt19937_64 rng(ItemSeed(o.seed, 2, uint64_t(i)));
-    Identity identity = fits ? fitted.at((i / o.per_identity) % fits->size()) : gen.RandomIdentity(id_rng);
+    Identity identity = fits ? fitted.at((i / o.per_identity) % fits->size()) : gen.RandomIdentity(id_rng, o.facial_hair);
     Placement place = gen.RandomPlacement(rng, W, H, scene);
     at::Tensor M = FaceGenerator::PlacementM(place);
     if (celeba) {

@@ -31,6 +31,8 @@ int RunSynthCommand(int argc, char** argv) {
       ("occluders", po::value(&o.occluders)->default_value(o.occluders), "probability of an occluder per image")
       ("expressions", po::value(&o.expressions)->default_value(o.expressions),
        "probability of an expression (open mouth and/or closed eyes)")
+      ("facial-hair", po::value(&o.facial_hair)->default_value(o.facial_hair),
+       "probability of facial hair (beard, moustache, stubble) per identity")
       ("per-identity", po::value(&o.per_identity)->default_value(o.per_identity), "images per synthetic identity")
       ("subsets", po::value(&o.subsets)->default_value(o.subsets), "300W-LP subsets (comma list), faces assigned round-robin")
       ("landmark-sets", po::value(&o.landmark_sets)->default_value(o.landmark_sets),
