@@ -469,6 +469,32 @@ TEST(GroundTruthFile, StreamingWriterEqualsTheWholeFileWriter) {
   EXPECT_EQ((std::vector<float>(x.data<float>(), x.data<float>() + 6)), (std::vector<float>{0, 0, 1, 2, 3, 4}));
 }
 
+// --facial-hair: the default probability keeps every seed's identities (the draw order is
+// unchanged), probability 1 paints hair below the nose, probability 0 never does.
+TEST(Synth, FacialHairFollowsItsProbability) {
+  FaceGenerator gen(48, 56);
+  const auto& mask = gen.face_template().topology.mask;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    std::mt19937_64 a(seed), b(seed);
+    EXPECT_TRUE(gen.RandomIdentity(a).albedo_uv.equal(gen.RandomIdentity(b, 0.22).albedo_uv));
+  }
+  // Mean albedo of the lower face (rows below the nose tip's row) with and without hair:
+  // hair colours are darker than or equal to skin in at least one identity of four, and
+  // hair never appears at probability 0 (identical draws up to the facial-hair branch).
+  int darker = 0;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    std::mt19937_64 a(seed), b(seed);
+    auto with = gen.RandomIdentity(a, 1.0).albedo_uv, without = gen.RandomIdentity(b, 0.0).albedo_uv;
+    auto lower = [&](const at::Tensor& alb) {
+      auto m = mask.to(at::kFloat).slice(0, 32, 48);
+      return (alb.slice(1, 32, 48) * m).sum().item<double>() / (3 * m.sum().item<double>());
+    };
+    EXPECT_FALSE(with.equal(without));
+    if (lower(with) < lower(without) - 1e-3) ++darker;
+  }
+  EXPECT_GE(darker, 1);
+}
+
 TEST(SynthOptions, CheckRejectsBadOptions) {
   SynthOptions o = Small("300w-lp", "/tmp/x", 1);
   EXPECT_NO_THROW(o.Check());
@@ -484,6 +510,7 @@ TEST(SynthOptions, CheckRejectsBadOptions) {
   bad([](SynthOptions& b) { b.uv = "8x8"; });
   bad([](SynthOptions& b) { b.yaw_max = 120; });
   bad([](SynthOptions& b) { b.occluders = 2; });
+  bad([](SynthOptions& b) { b.facial_hair = -0.1; });
   bad([](SynthOptions& b) { b.per_identity = 0; });
   bad([](SynthOptions& b) { b.subsets = "AFW,XYZ"; });
 }
