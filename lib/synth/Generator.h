@@ -34,6 +34,10 @@
 
 namespace facebatch::synth {
 
+/// Probability of facial hair (beard, moustache, stubble) per identity: the generator's
+/// default, which keeps every seed's faces as they were drawn before it was an option.
+inline constexpr double kDefaultFacialHairProb = 0.22;
+
 /// Ranges of the random scene (degrees; probabilities in [0, 1]).
 struct SceneOptions {
   double yaw_max = 90;      ///< |yaw| <= yaw_max (300W-LP: 90)
@@ -93,8 +97,8 @@ class FaceGenerator {
   const render::FaceTemplate& face_template() const;
 
   /// A random identity from `rng`; facial hair (beard, moustache, stubble) with probability
-  /// `facial_hair_prob` (the default keeps every seed's faces as they were).
-  Identity RandomIdentity(std::mt19937_64& rng, double facial_hair_prob = 0.22) const;
+  /// `facial_hair_prob`.
+  Identity RandomIdentity(std::mt19937_64& rng, double facial_hair_prob = kDefaultFacialHairProb) const;
   /// A random placement in a width x height image under `scene`.
   Placement RandomPlacement(std::mt19937_64& rng, int width, int height, const SceneOptions& scene) const;
   /// M [2, 4] of a placement (render::ComposeM with 300W-LP pose angles).

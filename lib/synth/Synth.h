@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "synth/Generator.h"  // kDefaultFacialHairProb
+
 namespace facebatch::synth {
 
 struct SynthOptions {
@@ -18,7 +20,7 @@ struct SynthOptions {
   double roll_max = -1;        ///< --roll-max degrees (-1: 20; CelebA crops are aligned, roll is removed)
   double occluders = 0.15;     ///< --occluders: probability of an occluder per image
   double expressions = 0.5;    ///< --expressions: probability of an open mouth / closed eyes
-  double facial_hair = 0.22;   ///< --facial-hair: probability of a beard / moustache / stubble per identity
+  double facial_hair = kDefaultFacialHairProb;  ///< --facial-hair: probability of a beard / moustache / stubble per identity
   int per_identity = 1;        ///< --per-identity: images per synthetic identity (CelebA identity_CelebA.txt)
   std::string subsets = "AFW,HELEN,IBUG,LFPW";  ///< --subsets: 300W-LP subsets, faces assigned round-robin
   std::string landmark_sets = "all";  ///< --landmark-sets: 300W-LP subsets that get landmarks/<SET>/<name>_pts.mat ("all", "none" or a list)

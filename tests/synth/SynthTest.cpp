@@ -470,7 +470,7 @@ TEST(GroundTruthFile, StreamingWriterEqualsTheWholeFileWriter) {
 }
 
 // --facial-hair: the default probability keeps every seed's identities (the draw order is
-// unchanged), probability 1 paints hair below the nose, probability 0 never does.
+// unchanged), and probability 1 paints (dark) hair over the lower face where 0 does not.
 TEST(Synth, FacialHairFollowsItsProbability) {
   FaceGenerator gen(48, 56);
   const auto& mask = gen.face_template().topology.mask;
@@ -478,9 +478,10 @@ TEST(Synth, FacialHairFollowsItsProbability) {
     std::mt19937_64 a(seed), b(seed);
     EXPECT_TRUE(gen.RandomIdentity(a).albedo_uv.equal(gen.RandomIdentity(b, 0.22).albedo_uv));
   }
-  // Mean albedo of the lower face (rows below the nose tip's row) with and without hair:
-  // hair colours are darker than or equal to skin in at least one identity of four, and
-  // hair never appears at probability 0 (identical draws up to the facial-hair branch).
+  // Mean albedo of the lower third of the UV map with and without hair: black and brown
+  // hair are much darker than skin, so at least one identity of four gets darker there
+  // (the draws after the branch differ, so only the darkening is asserted; if the
+  // probability were ignored, both calls would agree and nothing would darken).
   int darker = 0;
   for (uint64_t seed = 0; seed < 4; ++seed) {
     std::mt19937_64 a(seed), b(seed);
@@ -489,7 +490,6 @@ TEST(Synth, FacialHairFollowsItsProbability) {
       auto m = mask.to(at::kFloat).slice(0, 32, 48);
       return (alb.slice(1, 32, 48) * m).sum().item<double>() / (3 * m.sum().item<double>());
     };
-    EXPECT_FALSE(with.equal(without));
     if (lower(with) < lower(without) - 1e-3) ++darker;
   }
   EXPECT_GE(darker, 1);
