@@ -5,6 +5,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -193,6 +194,66 @@ void Writer::WriteStrings(const std::string& path, int64_t row, const std::vecto
   Id type(StringType(), H5Tclose);
   if (H5Dwrite(d.id, type.id, mspace.id, fspace.id, H5P_DEFAULT, ptrs.data()) < 0)
     WriteFail(path_, path, "cannot write strings");
+}
+
+namespace {
+// The chunk shape and filter ids of a dataset's creation property list; false if not chunked.
+bool ChunkLayout(hid_t dataset, std::vector<hsize_t>& chunk, std::vector<H5Z_filter_t>& filters) {
+  Id plist(H5Dget_create_plist(dataset), H5Pclose);
+  if (plist.id < 0 || H5Pget_layout(plist.id) != H5D_CHUNKED) return false;
+  chunk.assign(32, 0);
+  const int rank = H5Pget_chunk(plist.id, 32, chunk.data());
+  if (rank < 1) return false;
+  chunk.resize(static_cast<size_t>(rank));
+  const int n = H5Pget_nfilters(plist.id);
+  filters.clear();
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    size_t nelem = 0;
+    filters.push_back(H5Pget_filter2(plist.id, static_cast<unsigned>(i), &flags, &nelem, nullptr, 0, nullptr, nullptr));
+  }
+  return true;
+}
+}  // namespace
+
+bool Writer::CopyRowChunks(const Reader& src, const std::string& path, const std::vector<int64_t>& dst_rows) {
+  Id sd(H5Dopen2(src.file_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (sd.id < 0) Fail(src.path(), path, "missing dataset");
+  Id dd(Open(path), H5Dclose);
+  std::vector<hsize_t> schunk, dchunk;
+  std::vector<H5Z_filter_t> sfilters, dfilters;
+  if (!ChunkLayout(sd.id, schunk, sfilters) || !ChunkLayout(dd.id, dchunk, dfilters)) return false;
+  if (schunk != dchunk || sfilters != dfilters || schunk[0] != 1) return false;
+  Id stype(H5Dget_type(sd.id), H5Tclose), dtype(H5Dget_type(dd.id), H5Tclose);
+  if (H5Tequal(stype.id, dtype.id) <= 0 || H5Tis_variable_str(stype.id) > 0) return false;
+  Id sspace(H5Dget_space(sd.id), H5Sclose), dspace(H5Dget_space(dd.id), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(sspace.id);
+  if (rank != static_cast<int>(schunk.size()) || H5Sget_simple_extent_ndims(dspace.id) != rank) return false;
+  std::vector<hsize_t> sdims(rank), ddims(rank);
+  H5Sget_simple_extent_dims(sspace.id, sdims.data(), nullptr);
+  H5Sget_simple_extent_dims(dspace.id, ddims.data(), nullptr);
+  if (sdims[0] != dst_rows.size() || !std::equal(sdims.begin() + 1, sdims.end(), ddims.begin() + 1)) return false;
+  for (const int64_t r : dst_rows)
+    if (r < 0 || static_cast<hsize_t>(r) >= ddims[0]) WriteFail(path_, path, "row " + std::to_string(r) + " out of range");
+  std::vector<hsize_t> from(rank, 0), to(rank, 0);
+  std::vector<unsigned char> buffer;
+  for (size_t i = 0; i < dst_rows.size(); ++i) {
+    from[0] = i;
+    unsigned mask = 0;
+    haddr_t address = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(sd.id, from.data(), &mask, &address, &size) < 0)
+      Fail(src.path(), path, "cannot read the chunk index");
+    if (address == HADDR_UNDEF || size == 0) continue;  // never written: the fill value
+    buffer.resize(size);
+    uint32_t filter_mask = 0;
+    if (H5Dread_chunk(sd.id, H5P_DEFAULT, from.data(), &filter_mask, buffer.data()) < 0)
+      Fail(src.path(), path, "cannot read chunk " + std::to_string(i));
+    to[0] = static_cast<hsize_t>(dst_rows[i]);
+    if (H5Dwrite_chunk(dd.id, H5P_DEFAULT, filter_mask, to.data(), size, buffer.data()) < 0)
+      WriteFail(path_, path, "cannot write chunk " + std::to_string(dst_rows[i]));
+  }
+  return true;
 }
 
 void Writer::Close() {

@@ -28,6 +28,12 @@ class Writer {
   /// uint8 for kUInt8); data holds count * row size elements.
   void WriteRows(const std::string& path, int64_t row, int64_t count, const void* data);
   void WriteStrings(const std::string& path, int64_t row, const std::vector<std::string>& values);
+  /// Copies row i of `src`'s dataset `path` to row dst_rows[i] of this file's `path` as raw
+  /// chunks (H5Dread_chunk / H5Dwrite_chunk: no decompression or recompression) when both are
+  /// chunked one row per chunk with the same type, chunk shape and filters; rows without a
+  /// stored chunk stay at the fill value. Returns false, having copied nothing, when the two
+  /// datasets do not match that way (the caller then copies through memory).
+  bool CopyRowChunks(const class Reader& src, const std::string& path, const std::vector<int64_t>& dst_rows);
   /// Closes the file and fsyncs it (throws on failure).
   void Close();
   const std::string& path() const { return path_; }
@@ -79,6 +85,7 @@ class Reader {
   const std::string& path() const { return path_; }
 
  private:
+  friend class Writer;  // CopyRowChunks
   std::string path_;
   long long file_ = -1;
 };

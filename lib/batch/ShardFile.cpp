@@ -194,7 +194,8 @@ void WriteShardFile(const std::string& path, const ShardHeader& header, const Sh
 }
 
 void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
-                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order) {
+                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
+                           bool copy_chunks) {
   const int64_t n = static_cast<int64_t>(order.size());
   h5::Writer w(path);
   WriteHeader(w, header, layout, n);
@@ -207,13 +208,27 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
       rows.push_back(it->second);
     }
     for (const auto& f : layout.fields) {
+      // The part's compressed chunks are copied as they are (no decompression and recompression:
+      // the bulk of the cost); only strings and unexpected layouts go through memory.
+      if (f.kind != Kind::kString) {
+        const auto info = r.Describe(f.path);
+        int64_t row_size = 1;
+        for (size_t i = 1; i < info.dims.size(); ++i) row_size *= info.dims[i];
+        if (info.dims.empty() || info.dims[0] != static_cast<int64_t>(rows.size()) || row_size != f.size())
+          throw InputError(part, f.path + ": unexpected dims");
+        if (copy_chunks && w.CopyRowChunks(r, f.path, rows)) continue;
+      }
       auto d = r.Read(f.path);
       if (d.rows() != static_cast<int64_t>(rows.size()) || d.row_size() != f.size())
         throw InputError(part, f.path + ": unexpected dims");
       const int64_t k = f.size();
       for (size_t i = 0; i < rows.size(); ++i) {
         if (f.kind == Kind::kString) {
-          w.WriteStrings(f.path, rows[i], {d.strings[i]});
+          // A run of consecutive shard rows in one write.
+          size_t j = i;
+          while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1) ++j;
+          w.WriteStrings(f.path, rows[i], std::vector<std::string>(d.strings.begin() + i, d.strings.begin() + j + 1));
+          i = j;
         } else if (IsFloat(f.kind)) {
           w.WriteRows(f.path, rows[i], 1, d.f32.data() + i * k);
         } else if (f.kind == Kind::kFloat64) {

@@ -72,9 +72,12 @@ void WriteShardFile(const std::string& path, const ShardHeader& header, const Sh
 
 /// Writes `path` from the images of `parts` (files of the same layout), each
 /// image at row order.at(id) (every id of every part must be in `order`, and
-/// `order` must be a permutation of 0..n-1). Memory: one part at a time.
+/// `order` must be a permutation of 0..n-1). Memory: one part at a time. With `copy_chunks`
+/// the numeric datasets' compressed chunks are copied as stored (h5::Writer::CopyRowChunks);
+/// false decompresses and recompresses every row (the same file content; the benchmark's baseline).
 void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
-                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order);
+                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
+                           bool copy_chunks = true);
 
 /// The ids (/images/id) of a shard or part file.
 std::vector<std::string> ReadShardIds(const std::string& path);

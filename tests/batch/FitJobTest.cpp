@@ -172,6 +172,16 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   auto fsh = ReadDs(paths.file(), "/latents/f_shape");
   EXPECT_EQ(fsh.dims, (std::vector<int64_t>{5, 3}));
   EXPECT_FLOAT_EQ(fsh.f32[4 * 3 + 1], 4.5f);
+  // Every row lands where the shard's order puts it, whichever part it came from (the parts'
+  // chunks are copied as stored: float16 maps too).
+  auto maps = ReadDs(paths.file(), "/maps/shape");
+  auto status = ReadDs(paths.file(), "/images/status").strings;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(status[i], i == 3 ? "failed" : "ok") << i;
+    EXPECT_FLOAT_EQ(fsh.f32[i * 3], float(i)) << i;
+    EXPECT_FLOAT_EQ(fsh.f32[i * 3 + 2], 1.0f) << i;
+    for (int k = 0; k < 12; ++k) EXPECT_FLOAT_EQ(maps.f32[i * 12 + k], 0.25f * i) << i << " " << k;
+  }
   auto info = h5::Reader(paths.file()).Describe("/maps/shape");
   EXPECT_EQ(info.kind, h5::Kind::kFloat16);
   EXPECT_EQ(info.chunk, (std::vector<int64_t>{1, 3, 2, 2}));
@@ -204,6 +214,35 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   WriteFile(dir / "text.h5", "not hdf5");
   vo.file = (dir / "text.h5").string();
   EXPECT_FALSE(RunValidate(vo).ok());
+}
+
+TEST(H5, CopyRowChunksMovesStoredChunksAndRefusesOtherLayouts) {
+  TempDir dir;
+  const auto src = (dir / "src.h5").string(), dst = (dir / "dst.h5").string();
+  {
+    h5::Writer w(src);
+    w.Create("/x", h5::Kind::kFloat32, {3, 2}, true);
+    w.Create("/h", h5::Kind::kFloat16, {3, 2}, true);
+    const float v[6] = {1, 2, 3, 4, 5, 6};
+    w.WriteRows("/x", 0, 2, v);  // row 2 never written
+    w.WriteRows("/h", 0, 3, v);
+    w.Close();
+  }
+  h5::Writer w(dst);
+  w.Create("/x", h5::Kind::kFloat32, {5, 2}, true);
+  w.Create("/h", h5::Kind::kFloat32, {5, 2}, true);  // another type: refused
+  w.Create("/c", h5::Kind::kFloat32, {5, 2}, false);
+  h5::Reader r(src);
+  EXPECT_TRUE(w.CopyRowChunks(r, "/x", {4, 0, 2}));
+  EXPECT_FALSE(w.CopyRowChunks(r, "/h", {4, 0, 2}));
+  EXPECT_FALSE(w.CopyRowChunks(r, "/x", {0, 1}));  // row count differs
+  w.Close();
+  auto x = ReadDs(dst, "/x").f32;
+  ASSERT_EQ(x.size(), 10u);
+  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 2), (std::vector<float>{3, 4}));  // row 1 of src
+  EXPECT_EQ(std::vector<float>(x.begin() + 8, x.end()), (std::vector<float>{1, 2}));   // row 0 of src
+  EXPECT_EQ(x[4], 0.f);  // src row 2 had no chunk: the fill value
+  EXPECT_EQ(x[2], 0.f);
 }
 
 TEST(ShardLock, SecondHolderIsRefusedAndTheLockIsFreeAgainAfterwards) {
