@@ -133,6 +133,9 @@ fit::FitTiming Minus(const fit::FitTiming& a, const fit::FitTiming& b) {
   return d;
 }
 
+// The decoder heads a fit iteration at the fit's defaults runs (the true heads alone for I(S, A)).
+model::Heads FitHeads() { return fit::DecoderHeads(fit::FitOptions().weights); }
+
 // The networks' counted work at batch B: E forward, then D_S and D_A forward and backward to
 // the latents (weights frozen, as in a fit iteration). Returns the networks and the GEMMs of
 // one fit iteration (D_S, D_A forward + backward) for the sgemm replay.
@@ -162,7 +165,7 @@ std::vector<NetworkFlops> CountNetworks(const model::FaceModel& m, int B, std::v
     auto f = torch::randn({B, shape ? c.latent_shape : c.latent_albedo}, torch::TensorOptions().device(device))
                  .requires_grad_(true);
     FlopCounter counter;
-    auto maps = shape ? m.DecodeShape(f) : m.DecodeAlbedo(f);
+    auto maps = shape ? m.DecodeShape(f, FitHeads()) : m.DecodeAlbedo(f, FitHeads());
     const size_t forward_ops = counter.ops().size();
     maps.value.sum().backward();
     const auto ops = counter.ops();
@@ -324,12 +327,12 @@ class Runner {
   }
 
   // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
-  DefaultFitRun MeasureDefaults(int threads, int batches) {
+  DefaultFitRun MeasureDefaults(int threads, int batches, const std::string& tag = "defaults") {
     env::ConfigureThreads(threads);
     fit::FitOptions fo;  // the defaults of `facebatch fit`
     fit::Fitter fitter(model_, fo);
     const auto setup = ShardSetup(fo);
-    auto writer = Writer(setup, "defaults");
+    auto writer = Writer(setup, tag);
     DefaultFitRun d;
     d.threads = threads;
     d.batches = batches;
@@ -468,8 +471,50 @@ class Runner {
     return p;
   }
 
-  // The decoders' forward + backward alone (to the latents), at the same batch:
-  // median of 3 (or --repeats) after a warm-up.
+ public:
+  // The inference levers one by one (BenchOptions::levers), cumulative, at `threads`; then the
+  // fit at its defaults with every lever off (the defaults run with all on is the caller's).
+  LeverReport MeasureLevers(int threads) {
+    env::ConfigureThreads(threads);
+    const auto saved = model_.inference_options();
+    struct Setting {
+      const char* name;
+      bool skip, fold, channels_last;
+    };
+    static const Setting kSettings[] = {{"none", false, false, false},
+                                        {"+ proxy heads skipped", true, false, false},
+                                        {"+ BatchNorm folded", true, true, false},
+                                        {"+ channels-last", true, true, true}};
+    auto options = [](const Setting& s) {
+      model::InferenceOptions io;
+      io.skip_unused_proxy_heads = s.skip, io.fold_batchnorm = s.fold, io.channels_last = s.channels_last;
+      return io;
+    };
+    LeverReport lr;
+    lr.threads = threads;
+    for (const auto& s : kSettings) {
+      model_.SetInferenceOptions(options(s));
+      LeverStep st;
+      st.name = s.name;
+      st.skip_unused_proxy_heads = s.skip, st.fold_batchnorm = s.fold, st.channels_last = s.channels_last;
+      st.decoders_seconds = Reference(model_.device());
+      st.speedup = st.decoders_seconds > 0 && !lr.steps.empty() ? lr.steps.front().decoders_seconds / st.decoders_seconds
+                                                                 : 1.0;
+      log::Info("bench {} lever {}: decoders forward + backward {:.1f} ms ({:.2f}x)", model_.config().preset, st.name,
+                st.decoders_seconds * 1e3, st.speedup);
+      lr.steps.push_back(st);
+    }
+    if (o_.default_fit_batches > 0) {
+      model_.SetInferenceOptions(options(kSettings[0]));
+      lr.defaults_without = MeasureDefaults(threads, o_.default_fit_batches, "defaults-no-levers");
+    }
+    model_.SetInferenceOptions(saved);
+    return lr;
+  }
+
+ private:
+  // The decoders' forward + backward alone (to the latents, the heads a default fit runs),
+  // at the same batch: median of 3 (or --repeats) after a warm-up.
   double Reference(const c10::Device& device) {
     const auto& c = model_.config();
     torch::manual_seed(0);
@@ -479,7 +524,7 @@ class Runner {
     for (int r = 0; r < std::max(3, o_.repeats) + 1; ++r) {
       Sync(device);
       const auto t0 = Clock::now();
-      auto loss = model_.DecodeShape(fs).value.sum() + model_.DecodeAlbedo(fa).value.sum();
+      auto loss = model_.DecodeShape(fs, FitHeads()).value.sum() + model_.DecodeAlbedo(fa, FitHeads()).value.sum();
       loss.backward();
       Sync(device);
       const double s = Seconds(t0, Clock::now());
@@ -527,6 +572,7 @@ void BenchOptions::Check() const {
   if (default_fit_batches < 0) throw UsageError("bench: --default-fit-batches must be >= 0");
   if (train_steps < 0) throw UsageError("bench: --train-steps must be >= 0");
   if (train_batch < 1) throw UsageError("bench: --train-batch must be >= 1");
+  if (levers != 0 && levers != 1) throw UsageError("bench: --levers must be 0 or 1");
   ParseThreadList(threads, 1);
 }
 
@@ -612,6 +658,11 @@ BenchReport RunBench(const BenchOptions& o) {
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
     const int most = *std::max_element(thread_list.begin(), thread_list.end());
     if (o.default_fit_batches > 0) pr.defaults = runner.MeasureDefaults(most, o.default_fit_batches);
+    if (o.levers) {
+      pr.levers = runner.MeasureLevers(most);
+      const double without = pr.levers.defaults_without.images_per_second;
+      pr.levers.default_fit_speedup = without > 0 ? pr.defaults.images_per_second / without : 0;
+    }
     if (o.train_steps > 0) pr.train = MeasureTraining(model, o, most);
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
@@ -675,6 +726,25 @@ std::string BenchReport::ToJson() const {
                            {"seconds", d.seconds},
                            {"images_per_second", d.images_per_second},
                            {"iterations_per_image", d.iterations_per_image}};
+    }
+    if (p.levers.threads > 0) {
+      nlohmann::json steps = nlohmann::json::array();
+      for (const auto& st : p.levers.steps)
+        steps.push_back({{"name", st.name},
+                         {"skip_unused_proxy_heads", st.skip_unused_proxy_heads},
+                         {"fold_batchnorm", st.fold_batchnorm},
+                         {"channels_last", st.channels_last},
+                         {"decoders_seconds", st.decoders_seconds},
+                         {"speedup", st.speedup}});
+      pj["levers"] = {{"threads", p.levers.threads}, {"steps", steps}};
+      if (p.levers.defaults_without.batches > 0) {
+        const auto& d = p.levers.defaults_without;
+        pj["levers"]["default_fit_without"] = {{"batches", d.batches},
+                                               {"seconds", d.seconds},
+                                               {"images_per_second", d.images_per_second},
+                                               {"iterations_per_image", d.iterations_per_image}};
+        pj["levers"]["default_fit_speedup"] = p.levers.default_fit_speedup;
+      }
     }
     pj["train"] = nlohmann::json::array();
     for (const auto& t : p.train)
@@ -747,6 +817,16 @@ std::string BenchReport::ToTable() const {
                        "{:.1f} iterations per image\n",
                        p.defaults.schedule, p.defaults.threads, p.defaults.batches, p.defaults.images_per_second,
                        p.defaults.iterations_per_image);
+    if (p.levers.threads > 0) {
+      s += fmt::format("inference levers (model/Inference.h), cumulative, {} thread(s): decoders' forward + backward\n",
+                       p.levers.threads);
+      for (const auto& st : p.levers.steps)
+        s += fmt::format("  {:<24} {:>10} {:>6.2f}x\n", st.name, Ms(st.decoders_seconds), st.speedup);
+      if (p.levers.defaults_without.batches > 0)
+        s += fmt::format("  fit at the defaults: {:.3f} images/s with every lever off, {:.3f} with all on: {:.2f}x\n",
+                         p.levers.defaults_without.images_per_second, p.defaults.images_per_second,
+                         p.levers.default_fit_speedup);
+    }
     for (const auto& t : p.train)
       s += fmt::format("train step ({}, batch {}, {} thread(s)): {} = {:.3f} steps/s, {:.2f} images/s; {:.2f}x the decoders' "
                        "forward + backward with weight gradients ({}); {:.2f} GFLOP counted, {:.1f} GFLOP/s of sgemm's "

@@ -45,6 +45,11 @@ struct BenchOptions {
   /// threads: steps/s, images/s, counted FLOPs and their sgemm fraction (0: skip).
   int train_steps = 2;
   int train_batch = 8;               ///< --train-batch (the demo recipe's batch)
+  /// --levers 1: at the most threads, the inference levers of model/Inference.h one by one
+  /// (the decoders' forward + backward to the latents at each cumulative setting, median of
+  /// max(3, --repeats)), and the fit at its defaults with every lever off, beside the defaults
+  /// run above (all on): the speed-up of the levers measured in one run (0: skip).
+  int levers = 1;
   void Check() const;            ///< UsageError on bad values
 };
 
@@ -112,6 +117,21 @@ struct TrainRun {
   double achieved_gflops = 0, gemm_gflops = 0, gemm_fraction = 0;
 };
 
+/// One cumulative setting of the inference levers (BenchOptions::levers).
+struct LeverStep {
+  std::string name;                  ///< "none", "+ proxy heads skipped", "+ BatchNorm folded", "+ channels-last"
+  bool skip_unused_proxy_heads = false, fold_batchnorm = false, channels_last = false;
+  double decoders_seconds = 0;       ///< D_S + D_A forward + backward to the latents, with the fit's heads
+  double speedup = 0;                ///< the first step's decoders_seconds / this one's
+};
+
+struct LeverReport {
+  int threads = 0;
+  std::vector<LeverStep> steps;      ///< cumulative, from no lever to all (the defaults)
+  DefaultFitRun defaults_without;    ///< the fit at its defaults with every lever off (batches 0: skipped)
+  double default_fit_speedup = 0;    ///< PresetReport::defaults.images_per_second / defaults_without's
+};
+
 struct PresetReport {
   std::string preset;             ///< demo, paper, or the model file's preset
   std::string model;              ///< model file ("" for a fresh preset model)
@@ -125,6 +145,7 @@ struct PresetReport {
   std::vector<BenchRun> runs;     ///< one per thread count, in the order asked
   DefaultFitRun defaults;         ///< batches 0 when skipped
   std::vector<TrainRun> train;    ///< pretrain, full (empty when skipped)
+  LeverReport levers;             ///< threads 0 when skipped
   double peak_rss_mib = 0;        ///< process peak RSS after this preset (MiB)
 };
 

@@ -172,6 +172,11 @@ constexpr RefineTerm kRefineTerms[] = {
     {"residual_albedo", &LossWeights::residual_albedo},   {"residual_symmetry", &LossWeights::residual_symmetry}};
 }  // namespace
 
+model::Heads DecoderHeads(const LossWeights& weights) {
+  return (weights.PairingBits() & ~unsigned(kTrueShapeTrueAlbedo)) ? model::Heads::kTrueAndProxy
+                                                                   : model::Heads::kTrueOnly;
+}
+
 std::vector<std::string> FitTermNames(const FitOptions& options) {
   auto names = ObjectiveTermNames(options.weights);
   if (!options.refine) return names;
@@ -359,12 +364,14 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     render_seconds += std::chrono::duration<double>(te - tr).count();
     return Rendering{rr.image, rr.mask.to(rr.image.scalar_type()) * pixel_weights};
   };
+  // The proxy heads run only when a pairing renders a proxy (not with the default I(S, A)).
+  const model::Heads heads = DecoderHeads(w);
   // A latent a stage holds fixed is decoded once for the stage.
   model::DecodedMaps held_shape, held_albedo;
   auto hold = [&] {
     torch::NoGradGuard g;
-    held_shape = f_S.requires_grad() ? model::DecodedMaps{} : model_.DecodeShape(f_S);
-    held_albedo = f_A.requires_grad() ? model::DecodedMaps{} : model_.DecodeAlbedo(f_A);
+    held_shape = f_S.requires_grad() ? model::DecodedMaps{} : model_.DecodeShape(f_S, heads);
+    held_albedo = f_A.requires_grad() ? model::DecodedMaps{} : model_.DecodeAlbedo(f_A, heads);
   };
   // The terms of S and M alone (landmark, shape prior) are constants while both are held
   // (stage 2): left out there.
@@ -373,11 +380,14 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     auto t1 = now();
     render_seconds = 0;
     LossTerms terms;
-    auto shape = held_shape.value.defined() ? held_shape : model_.DecodeShape(f_S);
-    auto albedo = held_albedo.value.defined() ? held_albedo : model_.DecodeAlbedo(f_A);
+    auto shape = held_shape.value.defined() ? held_shape : model_.DecodeShape(f_S, heads);
+    auto albedo = held_albedo.value.defined() ? held_albedo : model_.DecodeAlbedo(f_A, heads);
     const double decode_seconds = Since(now(), t1);
     if (w.photometric > 0) {
-      auto rec = ReconstructionPairings(shape.value, shape.proxy, albedo.value, albedo.proxy, images, render_fn,
+      // (Without proxies no pairing reads them: the true maps stand in for the checks.)
+      const auto& shape_proxy = shape.proxy.defined() ? shape.proxy : shape.value;
+      const auto& albedo_proxy = albedo.proxy.defined() ? albedo.proxy : albedo.value;
+      auto rec = ReconstructionPairings(shape.value, shape_proxy, albedo.value, albedo_proxy, images, render_fn,
                                         pairings, perceptual_.get(), w.perceptual);
       // eq. 4 (+ lambda_f eq. 5 = eq. 6), summed over the pairings (eq. 15)
       terms.Add("photometric", w.photometric, rec.total);
@@ -404,8 +414,8 @@ FitResult Fitter::FitFrom(const model::Encoding& init, const at::Tensor& images_
     pixel_weights = region;
     if (threshold <= 0 || w.photometric <= 0) return;
     torch::NoGradGuard g;
-    auto shape = held_shape.value.defined() ? held_shape.value : model_.DecodeShape(f_S).value;
-    auto albedo = held_albedo.value.defined() ? held_albedo.value : model_.DecodeAlbedo(f_A).value;
+    auto shape = held_shape.value.defined() ? held_shape.value : model_.DecodeShape(f_S, heads).value;
+    auto albedo = held_albedo.value.defined() ? held_albedo.value : model_.DecodeAlbedo(f_A, heads).value;
     auto rr = render::Render(topo, render::VerticesFromUVMap(topo, shape), render::VerticesFromUVMap(topo, albedo),
                              M, L, S, S);
     auto residual = (rr.image - images).pow(2).sum(1, true).sqrt();  // [B, 1, S, S]

@@ -141,6 +141,9 @@ std::vector<std::string> ObjectiveTermNames(const LossWeights& weights);
 /// albedo_constancy, shape_smoothness, residual_shape, residual_albedo,
 /// residual_symmetry: those with a weight > 0).
 std::vector<std::string> FitTermNames(const FitOptions& options);
+/// The decoder heads an objective with `weights` reads: the proxies only when a
+/// pairing of eq. 15 renders one (the fit's default I(S, A) needs the true heads alone).
+model::Heads DecoderHeads(const LossWeights& weights);
 
 /// Packs per-image landmarks (crop pixels of a crop of width `crop_size`)
 /// rescaled to `image_size`: returns {landmarks [B, 73, 2], weights [B, 73]}.

@@ -151,6 +151,7 @@ FaceModel FaceModel::Clone() const {
   n.l_mean = n.l_mean.to(torch::kCPU).clone(), n.l_std = n.l_std.to(torch::kCPU).clone();
   copy.impl_->norm = n;
   copy.impl_->provenance = m.provenance;
+  copy.SetInferenceOptions(m.inference);
   copy.train(is_training());
   copy.to(device());
   return copy;
@@ -171,9 +172,9 @@ Encoding FaceModel::Encode(const at::Tensor& images) const {
 }
 
 static DecodedMaps Decode(FaceModel::Impl& m, nets::MapDecoder& dec, const at::Tensor& f, int latent,
-                          const at::Tensor& mean, const char* what, c10::Device device) {
+                          const at::Tensor& mean, const char* what, c10::Device device, Heads heads) {
   CheckTensor(f, what, {-1, latent}, device);
-  auto out = dec.Decode(f);
+  auto out = dec.Decode(f, false, heads == Heads::kTrueAndProxy || !m.inference.skip_unused_proxy_heads);
   DecodedMaps d;
   if (m.config.kind == ModelKind::kLinear) {
     d.value = out.value;
@@ -182,19 +183,28 @@ static DecodedMaps Decode(FaceModel::Impl& m, nets::MapDecoder& dec, const at::T
   }
   // Offsets from the template (DESIGN.md "Template"), zero outside the mask.
   d.value = mean.unsqueeze(0) + m.mask * out.value;
-  d.proxy = m.config.proxy ? mean.unsqueeze(0) + m.mask * out.proxy : d.value;
+  if (!m.config.proxy)
+    d.proxy = d.value;
+  else if (out.proxy.defined())
+    d.proxy = mean.unsqueeze(0) + m.mask * out.proxy;
   return d;
 }
 
-DecodedMaps FaceModel::DecodeShape(const at::Tensor& f) const {
+DecodedMaps FaceModel::DecodeShape(const at::Tensor& f, Heads heads) const {
   return Decode(*impl_, *impl_->net->shape_decoder, f, impl_->config.latent_shape, impl_->face_template.mean_shape,
-                "DecodeShape: f_shape", device());
+                "DecodeShape: f_shape", device(), heads);
 }
 
-DecodedMaps FaceModel::DecodeAlbedo(const at::Tensor& f) const {
+DecodedMaps FaceModel::DecodeAlbedo(const at::Tensor& f, Heads heads) const {
   return Decode(*impl_, *impl_->net->albedo_decoder, f, impl_->config.latent_albedo, impl_->face_template.mean_albedo,
-                "DecodeAlbedo: f_albedo", device());
+                "DecodeAlbedo: f_albedo", device(), heads);
 }
+
+void FaceModel::SetInferenceOptions(const InferenceOptions& options) {
+  impl_->inference = options;
+  nets::SetInference(*impl_->net, options);
+}
+InferenceOptions FaceModel::inference_options() const { return impl_->inference; }
 
 std::vector<at::Tensor> FaceModel::parameters() const { return ParamsOf(*impl_->net); }
 std::vector<at::Tensor> FaceModel::encoder_parameters() const { return ParamsOf(*impl_->net->encoder); }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "model/Inference.h"
 #include "model/ModelConfig.h"
 #include "render/Template.h"
 
@@ -36,6 +37,9 @@ struct Encoding {
   at::Tensor projection;  ///< [B, 2, 4] M = M_norm * m_std + m_mean
   at::Tensor lighting;    ///< [B, 27]   L = L_norm * l_std + l_mean
 };
+
+/// Which heads of a decoder to run.
+enum class Heads { kTrueAndProxy, kTrueOnly };
 
 /// One decoder's output: the true component and its proxy (Fig. 2).
 struct DecodedMaps {
@@ -84,8 +88,14 @@ class FaceModel {
   FaceModel Clone() const;
 
   Encoding Encode(const at::Tensor& images) const;
-  DecodedMaps DecodeShape(const at::Tensor& f_shape) const;
-  DecodedMaps DecodeAlbedo(const at::Tensor& f_albedo) const;
+  /// D_S(f_S), D_A(f_A). With Heads::kTrueOnly a nonlinear model with proxy heads
+  /// skips them (DecodedMaps::proxy undefined): what a fit that renders only I(S, A) uses.
+  DecodedMaps DecodeShape(const at::Tensor& f_shape, Heads heads = Heads::kTrueAndProxy) const;
+  DecodedMaps DecodeAlbedo(const at::Tensor& f_albedo, Heads heads = Heads::kTrueAndProxy) const;
+  /// How the networks run in eval mode (shared by every copy of this handle; the
+  /// defaults are the fast ones; see model/Inference.h).
+  void SetInferenceOptions(const InferenceOptions& options);
+  InferenceOptions inference_options() const;
 
   /// Trainable parameters (empty decoders for the linear kind: PCA bases are buffers).
   std::vector<at::Tensor> parameters() const;

@@ -14,6 +14,7 @@ struct FaceModel::Impl {
   Normalisation norm;
   Provenance provenance;
   torch::Tensor mask;  ///< [1,1,U,V] float32 mask, multiplies decoder offsets
+  InferenceOptions inference;  ///< what the networks' layers were last given
 };
 
 /// Checks a template against a configuration (shapes of mask and mean maps); Error otherwise.

@@ -6,7 +6,8 @@
 namespace facebatch::model::nets {
 namespace nn = torch::nn;
 
-ConvBnEluImpl::ConvBnEluImpl(int in, int out, int kernel, int stride, int padding, bool transposed) {
+ConvBnEluImpl::ConvBnEluImpl(int in, int out, int kernel, int stride_, int padding_, bool transposed)
+    : stride(stride_), padding(padding_) {
   if (transposed)
     tconv = register_module("tconv", nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, kernel)
                                                              .stride(stride).padding(padding).bias(false)));
@@ -16,7 +17,14 @@ ConvBnEluImpl::ConvBnEluImpl(int in, int out, int kernel, int stride, int paddin
 }
 
 torch::Tensor ConvBnEluImpl::forward(const torch::Tensor& x) {
-  return torch::elu(bn(conv ? conv(x) : tconv(x)));
+  if (is_training() || !inference.fold_batchnorm) return torch::elu(bn(conv ? conv(x) : tconv(x)));
+  // Eval mode: BN(y) = (y - mean) * scale + beta with scale = gamma / sqrt(var + eps), an
+  // affine map per output channel, folded into the (bias-free) convolution.
+  auto scale = bn->weight * torch::rsqrt(bn->running_var + bn->options.eps());
+  auto bias = bn->bias - bn->running_mean * scale;
+  if (conv) return torch::elu(torch::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), bias, stride, padding));
+  // A transposed convolution's weight is [in, out, kh, kw]: the output channel is dim 1.
+  return torch::elu(torch::conv_transpose2d(x, tconv->weight * scale.view({1, -1, 1, 1}), bias, stride, padding));
 }
 
 // ------------------------------------------------------------------ encoder
@@ -86,6 +94,7 @@ static torch::Tensor CentreCrop(const torch::Tensor& x, int rows, int cols) {
 torch::Tensor PathwayImpl::forward(const torch::Tensor& latent) {
   auto h = fc(latent).view({latent.size(0), base_channels, base_rows, base_cols});
   h = torch::elu(fc_bn(h));
+  if (!is_training() && inference.channels_last) h = h.contiguous(torch::MemoryFormat::ChannelsLast);
   h = steps->forward(h);
   return CentreCrop(h, rows, cols);
 }
@@ -133,7 +142,14 @@ torch::Tensor GlobalLocalDecoder::FuseLocal(const std::vector<torch::Tensor>& ou
   return torch::where(torch::isinf(fused), torch::zeros({}, fused.options()), fused);
 }
 
-DecoderOutput GlobalLocalDecoder::Decode(const torch::Tensor& latent, bool keep) {
+void SetInference(torch::nn::Module& module, const InferenceOptions& options) {
+  for (auto& m : module.modules()) {
+    if (auto* c = m->as<ConvBnEluImpl>()) c->inference = options;
+    if (auto* p = m->as<PathwayImpl>()) p->inference = options;
+  }
+}
+
+DecoderOutput GlobalLocalDecoder::Decode(const torch::Tensor& latent, bool keep, bool proxy) {
   DecoderOutput out;
   auto g = global->forward(latent);
   torch::Tensor feat = g;
@@ -146,8 +162,12 @@ DecoderOutput GlobalLocalDecoder::Decode(const torch::Tensor& latent, bool keep)
   }
   if (keep) out.global_features = g;
   auto f = fusion(feat);
-  out.value = head_true->forward(f);
-  out.proxy = config.proxy ? head_proxy->forward(f) : out.value;
+  // The maps leave in the standard (contiguous NCHW) layout whatever the activations'.
+  out.value = head_true->forward(f).contiguous();
+  if (config.proxy)
+    out.proxy = proxy ? head_proxy->forward(f).contiguous() : torch::Tensor();
+  else
+    out.proxy = out.value;
   return out;
 }
 
@@ -156,7 +176,7 @@ LinearDecoder::LinearDecoder(int rank, int U, int V) {
   basis = register_buffer("basis", torch::zeros({rank, 3, U, V}));
 }
 
-DecoderOutput LinearDecoder::Decode(const torch::Tensor& f, bool) {
+DecoderOutput LinearDecoder::Decode(const torch::Tensor& f, bool, bool) {
   DecoderOutput out;
   auto flat = torch::matmul(f, basis.reshape({basis.size(0), -1}));
   out.value = mean.unsqueeze(0) + flat.view({f.size(0), mean.size(0), mean.size(1), mean.size(2)});

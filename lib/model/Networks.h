@@ -4,17 +4,24 @@
 // model/FaceModel.h. Tests include it to reach the pathways.
 #include <torch/torch.h>
 
+#include "model/Inference.h"
 #include "model/ModelConfig.h"
 
 namespace facebatch::model::nets {
 
-/// Conv (or transposed conv) + BatchNorm + ELU.
+/// Conv (or transposed conv) + BatchNorm + ELU. In eval mode, with
+/// `inference.fold_batchnorm`, BatchNorm's running statistics are folded into
+/// the convolution's weight and bias at every call (an affine map per output
+/// channel: one pass over the activations less forward and backward; the
+/// weights themselves are never changed, so training can resume).
 struct ConvBnEluImpl : torch::nn::Module {
   ConvBnEluImpl(int in, int out, int kernel, int stride, int padding, bool transposed);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv{nullptr};
   torch::nn::ConvTranspose2d tconv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
+  int stride, padding;
+  InferenceOptions inference;
 };
 TORCH_MODULE(ConvBnElu);
 
@@ -40,6 +47,7 @@ struct PathwayImpl : torch::nn::Module {
   torch::nn::Linear fc{nullptr};
   torch::nn::BatchNorm2d fc_bn{nullptr};
   torch::nn::Sequential steps{nullptr};
+  InferenceOptions inference;  ///< channels_last: the pathway's activations in NHWC (eval mode)
 };
 TORCH_MODULE(Pathway);
 
@@ -53,17 +61,21 @@ struct DecoderOutput {
   torch::Tensor local_features;   ///< [B,Cl,U,V] fused local pathways, only when asked for
 };
 
-/// Base of both decoder kinds.
+/// Base of both decoder kinds. With `proxy` false the proxy head is not run
+/// (DecoderOutput::proxy undefined) where the kind has one.
 struct MapDecoder : torch::nn::Module {
-  virtual DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false) = 0;
+  virtual DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false, bool proxy = true) = 0;
 };
+
+/// Sets the inference options of every ConvBnElu and Pathway in `module`'s tree.
+void SetInference(torch::nn::Module& module, const InferenceOptions& options);
 
 /// D_S / D_A of the nonlinear kind: global pathway (+ four local pathways
 /// fused by max-pooling where their boxes overlap, zero elsewhere) -> fusion
 /// conv -> true head and proxy head (Fig. 2-3).
 struct GlobalLocalDecoder : MapDecoder {
   GlobalLocalDecoder(const ModelConfig& config, int latent);
-  DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false) override;
+  DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false, bool proxy = true) override;
   /// Places the four local outputs into the U x V map (zero padding) and fuses
   /// overlaps by max-pooling. Exposed for tests.
   torch::Tensor FuseLocal(const std::vector<torch::Tensor>& locals) const;
@@ -77,7 +89,7 @@ struct GlobalLocalDecoder : MapDecoder {
 /// The linear kind (PCA): value = mean + basis^T f; proxy == value.
 struct LinearDecoder : MapDecoder {
   LinearDecoder(int rank, int uv_rows, int uv_cols);
-  DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false) override;
+  DecoderOutput Decode(const torch::Tensor& latent, bool keep_features = false, bool proxy = true) override;
   torch::Tensor mean;   ///< [3,U,V] buffer
   torch::Tensor basis;  ///< [K,3,U,V] buffer
 };

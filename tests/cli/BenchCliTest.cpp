@@ -78,6 +78,28 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
   EXPECT_GT(d.at("iterations_per_image").get<double>(), 0.0);
   EXPECT_LE(d.at("iterations_per_image").get<double>(), 70.0);  // 30 appearance + 40 joint at most
   EXPECT_NE(r.output.find("fit at the `facebatch fit` defaults"), std::string::npos) << r.output;
+  // The inference levers (issue 16): four cumulative settings from none to all, each timed,
+  // and the fit at its defaults with every lever off beside the run above (all on).
+  const auto& lv = p.at("levers");
+  EXPECT_EQ(lv.at("threads"), 2);
+  ASSERT_EQ(lv.at("steps").size(), 4u);
+  const auto& none = lv.at("steps")[0];
+  EXPECT_EQ(none.at("name"), "none");
+  EXPECT_FALSE(none.at("fold_batchnorm").get<bool>() || none.at("channels_last").get<bool>() ||
+               none.at("skip_unused_proxy_heads").get<bool>());
+  const auto& all = lv.at("steps")[3];
+  EXPECT_TRUE(all.at("fold_batchnorm").get<bool>() && all.at("channels_last").get<bool>() &&
+              all.at("skip_unused_proxy_heads").get<bool>());
+  for (const auto& st : lv.at("steps")) {
+    const double sec = st.at("decoders_seconds");
+    ASSERT_GT(sec, 0.0) << st.at("name");
+    EXPECT_NEAR(st.at("speedup").get<double>(), none.at("decoders_seconds").get<double>() / sec, 1e-9 / sec);
+  }
+  const double without = lv.at("default_fit_without").at("images_per_second");
+  ASSERT_GT(without, 0.0);
+  EXPECT_NEAR(lv.at("default_fit_speedup").get<double>(), d.at("images_per_second").get<double>() / without,
+              1e-9 / without);
+  EXPECT_NE(r.output.find("inference levers"), std::string::npos) << r.output;
   ASSERT_EQ(p.at("runs").size(), 2u);
   EXPECT_EQ(p.at("runs")[0].at("threads"), 1);
   EXPECT_EQ(p.at("runs")[1].at("threads"), 2);
@@ -133,6 +155,7 @@ TEST(BenchCli, BadOptionsAndMissingInputs) {
   EXPECT_EQ(RunCli({"bench", "--default-fit-batches", "-1"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--train-steps", "-1"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--train-batch", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"bench", "--levers", "2"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--device", "tpu"}).exit_code, 2);
   EXPECT_EQ(RunCli({"bench", "--help"}).exit_code, 0);
   const auto missing = (dir / "no-such-corpus").string();

@@ -259,6 +259,54 @@ TEST(Networks, EvalModeIsDeterministicAndBatchIndependent) {
   EXPECT_FALSE(torch::allclose(t1.value, s1.value, 1e-6, 1e-6));
 }
 
+// The inference levers (model/Inference.h) change speed, never the result: BatchNorm
+// folded into the convolutions and channels-last activations give the plain eval
+// decode within float rounding; Heads::kTrueOnly leaves the true maps as they are and
+// skips the proxies; training mode ignores the levers.
+TEST(Networks, InferenceLeversKeepTheDecodedMaps) {
+  auto c = TinyConfig();
+  auto model = TinyModel(c);
+  // Running statistics away from (0, 1), so that folding them is not the identity.
+  model.train();
+  {
+    torch::NoGradGuard g;
+    torch::manual_seed(5);
+    for (int i = 0; i < 8; ++i) {
+      model.DecodeShape(3.0 * torch::randn({4, c.latent_shape}) + 1.0);
+      model.DecodeAlbedo(3.0 * torch::randn({4, c.latent_albedo}) - 0.5);
+    }
+  }
+  model.eval();
+  torch::NoGradGuard g;
+  auto fs = torch::randn({3, c.latent_shape}), fa = torch::randn({3, c.latent_albedo});
+  EXPECT_TRUE(model.inference_options().fold_batchnorm);  // the defaults are the fast ones
+  EXPECT_TRUE(model.inference_options().channels_last);
+  auto fast_s = model.DecodeShape(fs), fast_a = model.DecodeAlbedo(fa);
+  auto true_only = model.DecodeShape(fs, Heads::kTrueOnly);
+  model.SetInferenceOptions({false, false, false});
+  auto plain_s = model.DecodeShape(fs), plain_a = model.DecodeAlbedo(fa);
+  auto both = model.DecodeShape(fs, Heads::kTrueOnly);  // lever off: the proxy runs anyway
+  ASSERT_GT((plain_s.value - model.DecodeShape(torch::zeros_like(fs)).value).abs().max().item<float>(), 1e-4);
+  for (auto [fast, plain] : {std::pair{&fast_s, &plain_s}, std::pair{&fast_a, &plain_a}}) {
+    EXPECT_TRUE(fast->value.is_contiguous());
+    EXPECT_TRUE(torch::allclose(fast->value, plain->value, 1e-4, 1e-5))
+        << (fast->value - plain->value).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(fast->proxy, plain->proxy, 1e-4, 1e-5));
+  }
+  EXPECT_TRUE(torch::allclose(true_only.value, plain_s.value, 1e-4, 1e-5));
+  EXPECT_FALSE(true_only.proxy.defined());
+  EXPECT_TRUE(both.proxy.defined());
+  // A copy carries the options; training mode decodes as it always did.
+  auto copy = model.Clone();
+  EXPECT_FALSE(copy.inference_options().fold_batchnorm);
+  model.SetInferenceOptions({});
+  model.train();
+  auto train_fast = model.DecodeShape(fs);
+  model.SetInferenceOptions({false, false, false});
+  auto train_plain = model.DecodeShape(fs);
+  EXPECT_TRUE(torch::equal(train_fast.value, train_plain.value));
+}
+
 TEST(Networks, EncoderDenormalisesProjectionAndLighting) {
   torch::NoGradGuard g;
   auto c = TinyConfig();

@@ -13,7 +13,7 @@ int RunBenchCommand(int argc, char** argv) {
   cli::CommandParser p(
       "bench",
       "facebatch bench [--preset demo|paper|both] [--model F.h5] [--device cpu|cuda] [--batch B] [--iterations N] "
-      "[--threads 1,2,..|max] [--default-fit-batches 1] [--train-steps 2] [--json FILE]",
+      "[--threads 1,2,..|max] [--default-fit-batches 1] [--train-steps 2] [--levers 1] [--json FILE]",
       "Measures the fit job on this machine with a fresh (untrained) model of the preset, or --model, on the bundled\n"
       "sample images: images/s for the whole fit of a batch and a per-stage breakdown (image decode, crop, encoder,\n"
       "per fit iteration decode maps / render / losses / backward / optimiser step, final decode, HDF5 write through\n"
@@ -32,6 +32,7 @@ int RunBenchCommand(int argc, char** argv) {
       ("default-fit-batches", po::value(&o.default_fit_batches)->default_value(o.default_fit_batches), "batches then fitted with the `facebatch fit` defaults (schedule, early exit) at the most threads: images/s at the defaults (0: skip)")
       ("train-steps", po::value(&o.train_steps)->default_value(o.train_steps), "timed `facebatch train` steps per phase (pre-training, full objective) at --train-batch, at the most threads (0: skip)")
       ("train-batch", po::value(&o.train_batch)->default_value(o.train_batch), "images per training step")
+      ("levers", po::value(&o.levers)->default_value(o.levers), "1: measure the inference levers one by one (decoders' forward + backward at each cumulative setting) and the fit at its defaults with every lever off, beside all on (0: skip)")
       ("json", po::value(&o.json)->default_value(o.json), "also write the report as JSON to this file");
   if (!p.Parse(argc, argv)) return kExitOk;
   o.Check();

@@ -1,0 +1,19 @@
+#pragma once
+// How the networks run in inference (eval mode): levers that change the speed of a
+// fit, never its result beyond float rounding. Training mode ignores the first two.
+// `facebatch bench` measures each one (docs/bench.md "Levers").
+
+namespace facebatch::model {
+
+struct InferenceOptions {
+  /// BatchNorm with its running statistics folded into the preceding convolution.
+  bool fold_batchnorm = true;
+  /// The decoders' activations in channels-last (NHWC) memory format, oneDNN's
+  /// native layout (no reorder around each convolution).
+  bool channels_last = true;
+  /// FaceModel::DecodeShape/DecodeAlbedo with Heads::kTrueOnly skip the proxy heads
+  /// (false: both heads run whatever the caller asks, as before the lever).
+  bool skip_unused_proxy_heads = true;
+};
+
+}  // namespace facebatch::model
