@@ -339,6 +339,10 @@ class Runner {
     d.schedule = fo.schedule;
     for (int k = 0; k < batches; ++k) {
       const Pass p = RunPass(fitter, *writer, setup.layout);
+      log::Info("bench {} default fit batch {}: {:.2f} s: encoder {:.2f}, optimise {:.2f} (decode {:.2f}, render {:.2f}, "
+                "losses {:.2f}, backward {:.2f}; {} evaluations, {} iterations), finish {:.2f}",
+                model_.config().preset, k, p.total, p.fit.encode, p.fit.optimise, p.fit.decode, p.fit.render,
+                p.fit.losses, p.fit.backward, p.fit.objective_calls, p.fit.iterations, p.fit.finish);
       d.seconds += p.total;
       d.iterations_per_image += p.iterations_per_image / batches;
     }
@@ -498,15 +502,45 @@ class Runner {
       st.name = s.name;
       st.skip_unused_proxy_heads = s.skip, st.fold_batchnorm = s.fold, st.channels_last = s.channels_last;
       st.decoders_seconds = Reference(model_.device());
+      st.fit_iteration_seconds = Measure(threads).iteration_seconds;
       st.speedup = st.decoders_seconds > 0 && !lr.steps.empty() ? lr.steps.front().decoders_seconds / st.decoders_seconds
                                                                  : 1.0;
-      log::Info("bench {} lever {}: decoders forward + backward {:.1f} ms ({:.2f}x)", model_.config().preset, st.name,
-                st.decoders_seconds * 1e3, st.speedup);
+      st.fit_iteration_speedup = st.fit_iteration_seconds > 0 && !lr.steps.empty()
+                                     ? lr.steps.front().fit_iteration_seconds / st.fit_iteration_seconds
+                                     : 1.0;
+      log::Info("bench {} lever {}: decoders forward + backward {:.1f} ms ({:.2f}x), fit iteration {:.1f} ms ({:.2f}x)",
+                model_.config().preset, st.name, st.decoders_seconds * 1e3, st.speedup, st.fit_iteration_seconds * 1e3,
+                st.fit_iteration_speedup);
       lr.steps.push_back(st);
     }
     if (o_.default_fit_batches > 0) {
-      model_.SetInferenceOptions(options(kSettings[0]));
-      lr.defaults_without = MeasureDefaults(threads, o_.default_fit_batches, "defaults-no-levers");
+      // The fit at its defaults with every lever off and with the default levers, batch by batch in
+      // alternating order (off, on, on, off, ...): machine drift falls on both alike.
+      fit::FitOptions fo;
+      fit::Fitter fitter(model_, fo);
+      const auto setup = ShardSetup(fo);
+      auto writer_off = Writer(setup, "levers-off"), writer_on = Writer(setup, "levers-on");
+      DefaultFitRun* runs[2] = {&lr.defaults_without, &lr.defaults_with};
+      for (auto* d : runs) d->threads = threads, d->batches = o_.default_fit_batches, d->schedule = fo.schedule;
+      for (int k = 0; k < o_.default_fit_batches; ++k) {
+        for (int j = 0; j < 2; ++j) {
+          const int on = (k % 2 == 0) ? j : 1 - j;
+          model_.SetInferenceOptions(on ? model::InferenceOptions{} : options(kSettings[0]));
+          const Pass p = RunPass(fitter, on ? *writer_on : *writer_off, setup.layout);
+          runs[on]->seconds += p.total;
+          runs[on]->iterations_per_image += p.iterations_per_image / o_.default_fit_batches;
+        }
+      }
+      writer_off->Flush();
+      writer_on->Flush();
+      for (auto* d : runs) d->images_per_second = d->seconds > 0 ? d->batches * o_.batch / d->seconds : 0;
+      lr.default_fit_speedup = lr.defaults_without.images_per_second > 0
+                                   ? lr.defaults_with.images_per_second / lr.defaults_without.images_per_second
+                                   : 0;
+      log::Info("bench {} at the fit defaults, levers off / on, alternating, {} batch(es) each: {:.3f} / {:.3f} images/s "
+                "({:.2f}x)",
+                model_.config().preset, o_.default_fit_batches, lr.defaults_without.images_per_second,
+                lr.defaults_with.images_per_second, lr.default_fit_speedup);
     }
     model_.SetInferenceOptions(saved);
     return lr;
@@ -658,11 +692,7 @@ BenchReport RunBench(const BenchOptions& o) {
     for (int t : thread_list) pr.runs.push_back(runner.Measure(t));
     const int most = *std::max_element(thread_list.begin(), thread_list.end());
     if (o.default_fit_batches > 0) pr.defaults = runner.MeasureDefaults(most, o.default_fit_batches);
-    if (o.levers) {
-      pr.levers = runner.MeasureLevers(most);
-      const double without = pr.levers.defaults_without.images_per_second;
-      pr.levers.default_fit_speedup = without > 0 ? pr.defaults.images_per_second / without : 0;
-    }
+    if (o.levers) pr.levers = runner.MeasureLevers(most);
     if (o.train_steps > 0) pr.train = MeasureTraining(model, o, most);
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
@@ -735,14 +765,17 @@ std::string BenchReport::ToJson() const {
                          {"fold_batchnorm", st.fold_batchnorm},
                          {"channels_last", st.channels_last},
                          {"decoders_seconds", st.decoders_seconds},
-                         {"speedup", st.speedup}});
+                         {"speedup", st.speedup},
+                         {"fit_iteration_seconds", st.fit_iteration_seconds},
+                         {"fit_iteration_speedup", st.fit_iteration_speedup}});
       pj["levers"] = {{"threads", p.levers.threads}, {"steps", steps}};
       if (p.levers.defaults_without.batches > 0) {
-        const auto& d = p.levers.defaults_without;
-        pj["levers"]["default_fit_without"] = {{"batches", d.batches},
-                                               {"seconds", d.seconds},
-                                               {"images_per_second", d.images_per_second},
-                                               {"iterations_per_image", d.iterations_per_image}};
+        for (const auto& [key, d] : {std::pair{"default_fit_without", &p.levers.defaults_without},
+                                     std::pair{"default_fit_with", &p.levers.defaults_with}})
+          pj["levers"][key] = {{"batches", d->batches},
+                               {"seconds", d->seconds},
+                               {"images_per_second", d->images_per_second},
+                               {"iterations_per_image", d->iterations_per_image}};
         pj["levers"]["default_fit_speedup"] = p.levers.default_fit_speedup;
       }
     }
@@ -821,11 +854,13 @@ std::string BenchReport::ToTable() const {
       s += fmt::format("inference levers (model/Inference.h), cumulative, {} thread(s): decoders' forward + backward\n",
                        p.levers.threads);
       for (const auto& st : p.levers.steps)
-        s += fmt::format("  {:<24} {:>10} {:>6.2f}x\n", st.name, Ms(st.decoders_seconds), st.speedup);
+        s += fmt::format("  {:<24} {:>10} {:>6.2f}x   fit iteration {:>10} {:>6.2f}x\n", st.name, Ms(st.decoders_seconds),
+                         st.speedup, Ms(st.fit_iteration_seconds), st.fit_iteration_speedup);
       if (p.levers.defaults_without.batches > 0)
-        s += fmt::format("  fit at the defaults: {:.3f} images/s with every lever off, {:.3f} with all on: {:.2f}x\n",
-                         p.levers.defaults_without.images_per_second, p.defaults.images_per_second,
-                         p.levers.default_fit_speedup);
+        s += fmt::format("  fit at the defaults, {} batch(es) each, alternating: {:.3f} images/s with every lever off, "
+                         "{:.3f} with the default levers: {:.2f}x\n",
+                         p.levers.defaults_without.batches, p.levers.defaults_without.images_per_second,
+                         p.levers.defaults_with.images_per_second, p.levers.default_fit_speedup);
     }
     for (const auto& t : p.train)
       s += fmt::format("train step ({}, batch {}, {} thread(s)): {} = {:.3f} steps/s, {:.2f} images/s; {:.2f}x the decoders' "

@@ -47,8 +47,8 @@ struct BenchOptions {
   int train_batch = 8;               ///< --train-batch (the demo recipe's batch)
   /// --levers 1: at the most threads, the inference levers of model/Inference.h one by one
   /// (the decoders' forward + backward to the latents at each cumulative setting, median of
-  /// max(3, --repeats)), and the fit at its defaults with every lever off, beside the defaults
-  /// run above (all on): the speed-up of the levers measured in one run (0: skip).
+  /// max(3, --repeats)) and a joint fit iteration at each, and the fit at its defaults with every
+  /// lever off and all on, batch by batch alternating: the levers' speed-up in one run (0: skip).
   int levers = 1;
   void Check() const;            ///< UsageError on bad values
 };
@@ -123,13 +123,17 @@ struct LeverStep {
   bool skip_unused_proxy_heads = false, fold_batchnorm = false, channels_last = false;
   double decoders_seconds = 0;       ///< D_S + D_A forward + backward to the latents, with the fit's heads
   double speedup = 0;                ///< the first step's decoders_seconds / this one's
+  double fit_iteration_seconds = 0;  ///< one joint fit iteration at this setting (as BenchRun::iteration_seconds)
+  double fit_iteration_speedup = 0;  ///< the first step's fit_iteration_seconds / this one's
 };
 
 struct LeverReport {
   int threads = 0;
   std::vector<LeverStep> steps;      ///< cumulative, from no lever to all (the defaults)
-  DefaultFitRun defaults_without;    ///< the fit at its defaults with every lever off (batches 0: skipped)
-  double default_fit_speedup = 0;    ///< PresetReport::defaults.images_per_second / defaults_without's
+  /// The fit at its defaults with every lever off and with the default levers (InferenceOptions{}), alternating
+  /// (--default-fit-batches each; batches 0: skipped).
+  DefaultFitRun defaults_without, defaults_with;
+  double default_fit_speedup = 0;    ///< defaults_with.images_per_second / defaults_without's
 };
 
 struct PresetReport {

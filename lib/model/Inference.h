@@ -9,8 +9,9 @@ struct InferenceOptions {
   /// BatchNorm with its running statistics folded into the preceding convolution.
   bool fold_batchnorm = true;
   /// The decoders' activations in channels-last (NHWC) memory format, oneDNN's
-  /// native layout (no reorder around each convolution).
-  bool channels_last = true;
+  /// native layout. Off by default: with Debian's LibTorch 1.13 on CPU it made the demo
+  /// decoders 7-23 % slower in every `bench --levers` run (docs/bench.md "Levers").
+  bool channels_last = false;
   /// FaceModel::DecodeShape/DecodeAlbedo with Heads::kTrueOnly skip the proxy heads
   /// (false: both heads run whatever the caller asks, as before the lever).
   bool skip_unused_proxy_heads = true;

@@ -96,9 +96,12 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
     EXPECT_NEAR(st.at("speedup").get<double>(), none.at("decoders_seconds").get<double>() / sec, 1e-9 / sec);
   }
   const double without = lv.at("default_fit_without").at("images_per_second");
+  const double with = lv.at("default_fit_with").at("images_per_second");
   ASSERT_GT(without, 0.0);
-  EXPECT_NEAR(lv.at("default_fit_speedup").get<double>(), d.at("images_per_second").get<double>() / without,
-              1e-9 / without);
+  EXPECT_GT(with, 0.0);
+  EXPECT_EQ(lv.at("default_fit_with").at("batches"), 1);
+  EXPECT_NEAR(lv.at("default_fit_speedup").get<double>(), with / without, 1e-9 / without);
+  for (const auto& st : lv.at("steps")) EXPECT_GT(st.at("fit_iteration_seconds").get<double>(), 0.0);
   EXPECT_NE(r.output.find("inference levers"), std::string::npos) << r.output;
   ASSERT_EQ(p.at("runs").size(), 2u);
   EXPECT_EQ(p.at("runs")[0].at("threads"), 1);

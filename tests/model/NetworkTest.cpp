@@ -280,7 +280,10 @@ TEST(Networks, InferenceLeversKeepTheDecodedMaps) {
   torch::NoGradGuard g;
   auto fs = torch::randn({3, c.latent_shape}), fa = torch::randn({3, c.latent_albedo});
   EXPECT_TRUE(model.inference_options().fold_batchnorm);  // the defaults are the fast ones
-  EXPECT_TRUE(model.inference_options().channels_last);
+  EXPECT_FALSE(model.inference_options().channels_last);
+  model::InferenceOptions all;
+  all.channels_last = true;
+  model.SetInferenceOptions(all);
   auto fast_s = model.DecodeShape(fs), fast_a = model.DecodeAlbedo(fa);
   auto true_only = model.DecodeShape(fs, Heads::kTrueOnly);
   model.SetInferenceOptions({false, false, false});
