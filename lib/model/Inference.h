@@ -10,7 +10,7 @@ struct InferenceOptions {
   bool fold_batchnorm = true;
   /// The decoders' activations in channels-last (NHWC) memory format, oneDNN's
   /// native layout. Off by default: with Debian's LibTorch 1.13 on CPU it made the demo
-  /// decoders 7-23 % slower in every `bench --levers` run (docs/bench.md "Levers").
+  /// decoders 8-30 % slower in every `bench --levers` run here (docs/bench.md).
   bool channels_last = false;
   /// FaceModel::DecodeShape/DecodeAlbedo with Heads::kTrueOnly skip the proxy heads
   /// (false: both heads run whatever the caller asks, as before the lever).
