@@ -121,7 +121,7 @@ std::vector<c10::Device> ParseDevices(const FitJobOptions& o) {
         log::Info("--device cuda with {} visible GPUs: SLURM_LOCALID picks {}", torch::cuda::device_count(), d.str());
       }
     }
-    for (int i = 0; i < (d.is_cpu() ? o.workers : 1); ++i) out.push_back(d);
+    for (int i = 0; i < (d.is_cpu() ? std::max(1, o.workers) : 1); ++i) out.push_back(d);  // 0: auto, later
     return out;
   }
   if (o.devices == "all") {
@@ -137,6 +137,15 @@ std::vector<c10::Device> ParseDevices(const FitJobOptions& o) {
 }
 
 }  // namespace
+
+int AutoCpuWorkers(const model::ModelConfig& config, int threads, size_t batches) {
+  // Measured with the default model at the fit's defaults (docs/fitjob.md "Workers"): the demo preset's small convolutions gain little from a second thread (1.16x from 1 to 2
+  // threads, issue 16), so there one single-threaded worker per core fits more images per second
+  // (1.26-1.35x on 2 cores, docs/fitjob.md); the paper preset's scale (2.04x) and cost 2.4 GB a
+  // copy, so larger models get one worker with every thread.
+  if (static_cast<int64_t>(config.uv_rows) * config.uv_cols > 96 * 112) return 1;
+  return std::max(1, std::min(threads, static_cast<int>(std::max<size_t>(1, batches))));
+}
 
 void InstallStopSignals() {
   struct sigaction sa {};
@@ -154,7 +163,7 @@ void FitJobOptions::Check() const {
   if (out.empty()) throw UsageError("fit: --out is required");
   io::ShardSpec::Parse(shard, num_shards);
   if (batch < 1) throw UsageError("fit: --batch must be >= 1");
-  if (workers < 1) throw UsageError("fit: --workers must be >= 1");
+  if (workers < 0) throw UsageError("fit: --workers must be >= 0 (0: auto)");
   if (part_size < 1) throw UsageError("fit: --part-size must be >= 1");
   if (threads < 0) throw UsageError("fit: --threads must be >= 0");
   if (dtype != "f32" && dtype != "f16") throw UsageError("fit: --dtype must be f32 or f16, got '" + dtype + "'");
@@ -340,7 +349,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   const auto paths = MakeShardPaths(o.out, spec);
   ShardLock lock(paths.lock());
 
-  const auto devices = ParseDevices(o);
+  auto devices = ParseDevices(o);
   auto main_model = model::FaceModel::Load(o.model);
   const int S = main_model.config().image_size;
 
@@ -369,6 +378,10 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   }
   summary.skipped = summary.total - static_cast<int64_t>(todo.size());
   if (summary.skipped > 0) log::Info("resuming shard {}: {} of {} images already done", summary.shard, summary.skipped, summary.total);
+  if (o.devices.empty() && o.workers == 0 && devices.front().is_cpu()) {
+    const size_t batches_to_do = (todo.size() + static_cast<size_t>(o.batch) - 1) / static_cast<size_t>(o.batch);
+    devices.assign(static_cast<size_t>(AutoCpuWorkers(main_model.config(), threads, batches_to_do)), devices.front());
+  }
   log::Info("fit shard {}: {} images to do, batch {}, {} worker(s) on {}, {} threads, steps {}", summary.shard,
             todo.size(), o.batch, devices.size(), devices.front().str(), threads, o.fit.steps);
 

@@ -32,7 +32,8 @@ struct FitJobOptions {
   int batch = 4;                ///< --batch images per fit batch (measured best on CPU, docs/fitjob.md)
   std::string device = "cpu";   ///< --device cpu | cuda | cuda:K (plain cuda with several GPUs visible and SLURM_LOCALID set: cuda:(LOCALID mod count))
   std::string devices;          ///< --devices all | comma list (cpu, cuda:0, ...): one worker each; "" = --device x --workers
-  int workers = 1;              ///< --workers CPU workers when --devices is not given
+  /// --workers CPU workers when --devices is not given; 0 = auto (AutoCpuWorkers).
+  int workers = 0;
   std::string outputs = "all";  ///< --outputs all | none | comma list of maps and "vertices"
   std::string dtype = "f32";    ///< --dtype f32 | f16 (UV maps and vertices)
   int part_size = 32;           ///< --part-size images per closed part file (a kill loses at most these + in flight)
@@ -90,6 +91,11 @@ ImageRecord MakeFitRecord(const io::ManifestHeader& header, const FittedItem& fi
 
 /// Peak resident set size of this process so far, MiB (getrusage ru_maxrss).
 double PeakRssMiB();
+
+/// `--workers 0` on the CPU: how many fit workers (threads split between them) for a model of
+/// `config` given `threads` compute threads and `batches` batches to fit: one single-threaded
+/// worker per thread up to the demo preset's UV size, one worker with every thread above it.
+int AutoCpuWorkers(const model::ModelConfig& config, int threads, size_t batches);
 
 /// Runs the job. Stops early (interrupted) when StopRequested() becomes true.
 FitJobSummary RunFitJob(const FitJobOptions& options);

@@ -13,6 +13,7 @@
 
 #include "ModelTestUtil.h"
 #include "TestSupport.h"
+#include "batch/FitJob.h"
 #include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "batch/ShardTools.h"
@@ -243,6 +244,15 @@ TEST(H5, CopyRowChunksMovesStoredChunksAndRefusesOtherLayouts) {
   EXPECT_EQ(std::vector<float>(x.begin() + 8, x.end()), (std::vector<float>{1, 2}));   // row 0 of src
   EXPECT_EQ(x[4], 0.f);  // src row 2 had no chunk: the fill value
   EXPECT_EQ(x[2], 0.f);
+}
+
+TEST(FitJobWorkers, AutoGivesOneWorkerPerThreadForSmallModelsAndOneForLargeOnes) {
+  const auto demo = model::Preset("demo"), paper = model::Preset("paper");
+  EXPECT_EQ(AutoCpuWorkers(demo, 2, 16), 2);
+  EXPECT_EQ(AutoCpuWorkers(demo, 8, 3), 3);  // no more workers than batches
+  EXPECT_EQ(AutoCpuWorkers(demo, 2, 0), 1);
+  EXPECT_EQ(AutoCpuWorkers(demo, 1, 16), 1);
+  EXPECT_EQ(AutoCpuWorkers(paper, 16, 100), 1);
 }
 
 TEST(ShardLock, SecondHolderIsRefusedAndTheLockIsFreeAgainAfterwards) {

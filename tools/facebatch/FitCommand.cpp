@@ -47,7 +47,7 @@ int RunFitCommand(int argc, char** argv) {
       ("max-step-reductions", po::value(&fo.max_step_reductions)->default_value(fo.max_step_reductions), "divergence recoveries before an image fails")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda | cuda:K")
       ("devices", po::value(&o.devices)->default_value(o.devices), "all | comma list of devices: one worker each (overrides --device/--workers)")
-      ("workers", po::value(&o.workers)->default_value(o.workers), "CPU workers (each with its own model copy; threads are split between them)")
+      ("workers", po::value(&o.workers)->default_value(o.workers), "CPU workers (each with its own model copy; threads are split between them); 0 = auto: one single-threaded worker per thread for models up to the demo preset's size, one worker with every thread for larger ones")
       ("outputs", po::value(&o.outputs)->default_value(o.outputs), "all | none | comma list of shape, shape_proxy, albedo, albedo_proxy, shape_residual, albedo_residual, vertices")
       ("dtype", po::value(&o.dtype)->default_value(o.dtype), "f32 | f16 storage of UV maps and vertices")
       ("part-size", po::value(&o.part_size)->default_value(o.part_size), "images per closed part file (a kill loses at most these)")
