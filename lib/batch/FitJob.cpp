@@ -139,11 +139,14 @@ std::vector<c10::Device> ParseDevices(const FitJobOptions& o) {
 }  // namespace
 
 int AutoCpuWorkers(const model::ModelConfig& config, int threads, size_t batches) {
-  // Measured with the default model at the fit's defaults (docs/fitjob.md "Workers"): the demo preset's small convolutions gain little from a second thread (1.16x from 1 to 2
-  // threads, issue 16), so there one single-threaded worker per core fits more images per second
-  // (1.26-1.35x on 2 cores, docs/fitjob.md); the paper preset's scale (2.04x) and cost 2.4 GB a
-  // copy, so larger models get one worker with every thread.
-  if (static_cast<int64_t>(config.uv_rows) * config.uv_cols > 96 * 112) return 1;
+  // Measured with the default model at the fit's defaults (docs/fitjob.md "Pipeline and
+  // devices"): the demo preset's small convolutions gain little from a second thread (1.16x
+  // from 1 to 2, issue 16), so one single-threaded worker per core fits more images per second
+  // (1.26-1.35x on 2 cores); the paper preset scales (2.04x) and costs 2.4 GB a copy, so models
+  // larger than the demo preset get one worker with every thread.
+  const auto demo = model::Preset("demo");
+  if (static_cast<int64_t>(config.uv_rows) * config.uv_cols > static_cast<int64_t>(demo.uv_rows) * demo.uv_cols)
+    return 1;
   return std::max(1, std::min(threads, static_cast<int>(std::max<size_t>(1, batches))));
 }
 

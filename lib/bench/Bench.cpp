@@ -327,12 +327,12 @@ class Runner {
   }
 
   // The whole fit at the fit command's defaults (schedule, steps, early exit), `batches` batches.
-  DefaultFitRun MeasureDefaults(int threads, int batches, const std::string& tag = "defaults") {
+  DefaultFitRun MeasureDefaults(int threads, int batches) {
     env::ConfigureThreads(threads);
     fit::FitOptions fo;  // the defaults of `facebatch fit`
     fit::Fitter fitter(model_, fo);
     const auto setup = ShardSetup(fo);
-    auto writer = Writer(setup, tag);
+    auto writer = Writer(setup, "defaults");
     DefaultFitRun d;
     d.threads = threads;
     d.batches = batches;
@@ -477,7 +477,7 @@ class Runner {
 
  public:
   // The inference levers one by one (BenchOptions::levers), cumulative, at `threads`; then the
-  // fit at its defaults with every lever off (the defaults run with all on is the caller's).
+  // fit at its defaults with every lever off and with the default levers, alternating.
   LeverReport MeasureLevers(int threads) {
     env::ConfigureThreads(threads);
     const auto saved = model_.inference_options();

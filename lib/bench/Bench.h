@@ -48,7 +48,8 @@ struct BenchOptions {
   /// --levers 1: at the most threads, the inference levers of model/Inference.h one by one
   /// (the decoders' forward + backward to the latents at each cumulative setting, median of
   /// max(3, --repeats)) and a joint fit iteration at each, and the fit at its defaults with every
-  /// lever off and all on, batch by batch alternating: the levers' speed-up in one run (0: skip).
+  /// lever off and with the default levers, batch by batch alternating: their speed-up in one run
+  /// (0: skip).
   int levers = 1;
   void Check() const;            ///< UsageError on bad values
 };

@@ -32,7 +32,7 @@ int RunBenchCommand(int argc, char** argv) {
       ("default-fit-batches", po::value(&o.default_fit_batches)->default_value(o.default_fit_batches), "batches then fitted with the `facebatch fit` defaults (schedule, early exit) at the most threads: images/s at the defaults (0: skip)")
       ("train-steps", po::value(&o.train_steps)->default_value(o.train_steps), "timed `facebatch train` steps per phase (pre-training, full objective) at --train-batch, at the most threads (0: skip)")
       ("train-batch", po::value(&o.train_batch)->default_value(o.train_batch), "images per training step")
-      ("levers", po::value(&o.levers)->default_value(o.levers), "1: measure the inference levers one by one (decoders' forward + backward at each cumulative setting) and the fit at its defaults with every lever off, beside all on (0: skip)")
+      ("levers", po::value(&o.levers)->default_value(o.levers), "1: measure the inference levers one by one (decoders' forward + backward at each cumulative setting) and a joint fit iteration at each, then the fit at its defaults with every lever off and with the default levers, alternating (0: skip)")
       ("json", po::value(&o.json)->default_value(o.json), "also write the report as JSON to this file");
   if (!p.Parse(argc, argv)) return kExitOk;
   o.Check();
