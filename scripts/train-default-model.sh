@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Reproduces the bundled default model (docs/train.md): synth -> index -> train with
-# pipelines/train-demo.ini. Usage: scripts/train-default-model.sh [WORK_DIR] [extra train options]
-# About 35 minutes on 2 CPU cores (docs/train.md); resumable: rerun with --resume (or split with --stop-at N).
+# Reproduces the bundled default model (docs/train.md), two stages:
+#  1. synth -> index -> train with pipelines/train-demo.ini (encoder and decoders together);
+#  2. the encoder stage, pipelines/train-demo-encoder.ini: the decoders frozen, the encoder alone
+#     regresses stage 1's latent targets on a second synthetic corpus (new identities).
+# Usage: scripts/train-default-model.sh [WORK_DIR] [extra options of both train runs, e.g. --resume]
+# About 35 + 45 minutes on 2 CPU cores (docs/train.md); each stage resumes exactly: rerun with
+# --resume (or split with --stop-at N). A finished stage is not rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-work}
@@ -9,12 +13,20 @@ shift || true
 FB=${FACEBATCH:-build/facebatch}
 export OPENBLAS_NUM_THREADS=1
 mkdir -p "$WORK"
-if [ ! -f "$WORK/synth-300wlp/facebatch_ground_truth.h5" ]; then
-  "$FB" synth --layout 300w-lp --count 4000 --seed 2026 --uv 96x112 --out "$WORK/synth-300wlp"
+corpus() {  # corpus DIR COUNT SEED
+  if [ ! -f "$WORK/$1/facebatch_ground_truth.h5" ]; then
+    "$FB" synth --layout 300w-lp --count "$2" --seed "$3" --uv 96x112 --out "$WORK/$1"
+  fi
+  if [ ! -f "$WORK/$1.jsonl" ]; then
+    "$FB" index --root "$WORK/$1" --out "$WORK/$1.jsonl"
+  fi
+}
+corpus synth-300wlp 4000 2026
+if [ ! -f "$WORK/train-demo/model.h5" ]; then
+  "$FB" train --config pipelines/train-demo.ini --manifest "$WORK/synth-300wlp.jsonl" --preset demo \
+    --out "$WORK/train-demo" "$@"
 fi
-if [ ! -f "$WORK/synth-300wlp.jsonl" ]; then
-  "$FB" index --root "$WORK/synth-300wlp" --out "$WORK/synth-300wlp.jsonl"
-fi
-"$FB" train --config pipelines/train-demo.ini --manifest "$WORK/synth-300wlp.jsonl" --preset demo \
-  --out "$WORK/train-demo" "$@"
-echo "default model: $WORK/train-demo/model.h5 (copy to samples/ with its provenance)"
+corpus synth-300wlp-enc 8000 2027
+"$FB" train --config pipelines/train-demo-encoder.ini --manifest "$WORK/synth-300wlp-enc.jsonl" \
+  --model-in "$WORK/train-demo/model.h5" --latent-targets "$WORK/train-demo" --out "$WORK/train-demo-encoder" "$@"
+echo "default model: $WORK/train-demo-encoder/model.h5 (copy to samples/models/default.h5 with its provenance)"

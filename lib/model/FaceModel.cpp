@@ -228,6 +228,10 @@ ParameterCounts FaceModel::CountParameters() const {
 }
 
 void FaceModel::train(bool on) { impl_->net->train(on); }
+void FaceModel::train(bool encoder, bool decoders) {
+  impl_->net->train(decoders);
+  impl_->net->encoder->train(encoder);
+}
 bool FaceModel::is_training() const { return impl_->net->is_training(); }
 
 void FaceModel::to(c10::Device device) {

@@ -105,6 +105,9 @@ class FaceModel {
   ParameterCounts CountParameters() const;
 
   void train(bool on = true);
+  /// Train mode per part: e.g. train(true, false) trains the encoder while the
+  /// decoders keep their BatchNorm running statistics (a frozen-decoder stage).
+  void train(bool encoder, bool decoders);
   void eval() { train(false); }
   bool is_training() const;
   void to(c10::Device device);

@@ -138,6 +138,7 @@ void TrainOptions::Check() const {
   if (shape_targets != "similarity" && shape_targets != "raw")
     throw UsageError("train: --shape-targets must be similarity or raw");
   if (latent_target_items < 0) throw UsageError("train: --latent-target-items must be >= 0");
+  if (train_parts != "all" && train_parts != "encoder") throw UsageError("train: --train-parts must be all or encoder");
   loss.Check("loss");
   pretrain.Check();
 }
@@ -160,8 +161,96 @@ std::string CsvHeader() {
   return h + ",metric_l21,metric_shape_l1,grad_norm,seconds";
 }
 
+namespace {
+
+// Eq. 7's landmark positions: the 68 landmark vertices of a mesh's `vertices` [B, N, 3]
+// projected by M [B, 2, 4]; five-point corpora (CelebA) get eye centres, nose tip and
+// mouth corners. Returns [B, count, 2].
+at::Tensor ProjectedLandmarks(const render::FaceTopology& topo, const at::Tensor& vertices, const at::Tensor& M,
+                              int64_t count) {
+  at::Tensor lm3d = vertices.index_select(1, topo.landmarks68.to(vertices.device()));
+  at::Tensor projected = fit::ProjectPoints(M, lm3d);  // [B, 68, 2]
+  if (count != 5) return projected;
+  std::vector<at::Tensor> five;
+  for (const auto& eye : render::EyeIndices68()) {
+    std::vector<int64_t> idx(eye.begin(), eye.end());
+    five.push_back(projected.index_select(1, torch::tensor(idx).to(projected.device())).mean(1));
+  }
+  five.push_back(projected.select(1, 30)), five.push_back(projected.select(1, 48)), five.push_back(projected.select(1, 54));
+  return torch::stack(five, 1);
+}
+
+// The encoder's supervised terms (pre-training): M, L and the latent targets, each
+// counted only for items with ground truth, scaled by `phase_weight`.
+void AddEncoderTerms(fit::LossTerms& terms, const model::FaceModel& model, const model::Encoding& enc,
+                     const Batch& batch, const TrainOptions& o, double phase_weight) {
+  const auto& n = model.normalisation();
+  const at::Tensor has_gt = batch.has_ground_truth.to(batch.images.scalar_type());
+  auto add = [&](const std::string& name, double w, const at::Tensor& per_image) {
+    if (w > 0) terms.Add(name, w * phase_weight, per_image * has_gt);
+  };
+  add("gt_projection", o.pretrain.projection, PerImageMean(((enc.projection - batch.M).flatten(1) / n.m_std).pow(2)));
+  add("gt_lighting", o.pretrain.lighting, PerImageMean(((enc.lighting - batch.L) / n.l_std).pow(2)));
+  if (batch.code_shape.defined()) {
+    add("gt_latent_shape", o.pretrain.latent_shape, PerImageMean((enc.f_shape - batch.code_shape).pow(2)));
+    add("gt_latent_albedo", o.pretrain.latent_albedo, PerImageMean((enc.f_albedo - batch.code_albedo).pow(2)));
+  }
+}
+
+// Pre-training of the encoder alone (--train-parts encoder): the decoders do not run.
+// The encoder regresses the latent targets, M and L, and eq. 7 projects the landmarks
+// of the ground-truth shape by its M (for an item without ground truth, of the shape
+// decoded from its own f_S, without gradient: only M learns from it).
+fit::LossTerms EncoderPretrainObjective(const model::FaceModel& model, const Batch& batch, const TrainOptions& o) {
+  const auto& topo = model.face_template().topology;
+  fit::LossTerms terms;
+  model::Encoding enc = model.Encode(batch.images);
+  at::Tensor shape = batch.shape_uv;
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor g = batch.has_ground_truth.to(batch.images.scalar_type()).view({-1, 1, 1, 1});
+    if (g.min().item<double>() < 1)
+      shape = g * batch.shape_uv + (1 - g) * model.DecodeShape(enc.f_shape.detach(), model::Heads::kTrueOnly).value;
+  }
+  if (o.loss.landmark > 0)
+    terms.Add("landmark", o.loss.landmark,
+              fit::LandmarkLoss(ProjectedLandmarks(topo, render::VerticesFromUVMap(topo, shape), enc.projection, batch.landmarks.size(1)),
+                                batch.landmarks, {}, o.loss.landmark_scale));
+  AddEncoderTerms(terms, model, enc, batch, o, 1.0);
+  return terms;
+}
+
+}  // namespace
+
+void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& dataset, const LatentTargets& targets,
+                                  uint64_t seed) {
+  auto [shapes, albedos] = GroundTruthMaps(dataset, 64, seed ^ 0xc4ec4ull);
+  if (shapes.dim() != 4) return;
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto device = model.device();
+  shapes = shapes.to(device);
+  const auto mask = model.face_template().topology.mask;
+  const auto decoded = model.DecodeShape(targets.Codes(shapes), model::Heads::kTrueOnly).value;
+  const double error = fit::ResidualMagnitudeLoss(decoded, shapes, mask).per_image.mean().item<double>();
+  const double mean_face =
+      fit::ResidualMagnitudeLoss(model.face_template().mean_shape.unsqueeze(0).expand_as(shapes), shapes, mask)
+          .per_image.mean()
+          .item<double>();
+  model.train(was_training);
+  log::Info("train: the frozen shape decoder maps the latent targets to the ground truth within {:.4f} cm "
+            "(the mean face: {:.4f} cm; {} items)",
+            error, mean_face, shapes.size(0));
+  if (!(error < 0.8 * mean_face))
+    throw UsageError("train: --train-parts encoder: the decoder does not reproduce the ground truth from the latent "
+                     "targets (" + std::to_string(error) + " cm against the mean face's " + std::to_string(mean_face) +
+                     "): the targets are not the ones this model's decoders learned (see --latent-targets)");
+}
+
 fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batch, Phase phase,
                                 const TrainOptions& o, const fit::PerceptualLoss* perceptual, bool metrics) {
+  if (phase == Phase::kPretrain && o.EncoderOnly() && !metrics) return EncoderPretrainObjective(model, batch, o);
   const auto& W = o.loss;
   const auto& topo = model.face_template().topology;
   const auto mask = topo.mask;
@@ -185,18 +274,7 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
 
   // Eq. 7: landmarks of the true shape S projected by M.
   at::Tensor vertices = render::VerticesFromUVMap(topo, S.value);  // [B, N, 3]
-  at::Tensor lm3d = vertices.index_select(1, topo.landmarks68.to(vertices.device()));
-  at::Tensor projected = fit::ProjectPoints(enc.projection, lm3d);  // [B, 68, 2]
-  if (batch.landmarks.size(1) == 5) {  // five-point corpora (CelebA): eye centres, nose tip, mouth corners
-    auto eyes = render::EyeIndices68();
-    std::vector<at::Tensor> five;
-    for (const auto& eye : eyes) {
-      std::vector<int64_t> idx(eye.begin(), eye.end());
-      five.push_back(projected.index_select(1, torch::tensor(idx).to(projected.device())).mean(1));
-    }
-    five.push_back(projected.select(1, 30)), five.push_back(projected.select(1, 48)), five.push_back(projected.select(1, 54));
-    projected = torch::stack(five, 1);
-  }
+  at::Tensor projected = ProjectedLandmarks(topo, vertices, enc.projection, batch.landmarks.size(1));
   if (W.landmark > 0)
     terms.Add("landmark", W.landmark, fit::LandmarkLoss(projected, batch.landmarks, {}, W.landmark_scale));
 
@@ -207,18 +285,11 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
   };
 
   if (phase == Phase::kPretrain || metrics) {
-    const auto& n = model.normalisation();
     const double pw = phase == Phase::kPretrain ? 1.0 : 0.0;  // evaluated as metrics only in phase 2
     auto add = [&](const std::string& name, double w, const at::Tensor& per_image) {
       if (w > 0) terms.Add(name, w * pw, per_image * has_gt);
     };
-    add("gt_projection", o.pretrain.projection,
-        PerImageMean(((enc.projection - batch.M).flatten(1) / n.m_std).pow(2)));
-    add("gt_lighting", o.pretrain.lighting, PerImageMean(((enc.lighting - batch.L) / n.l_std).pow(2)));
-    if (codes) {
-      add("gt_latent_shape", o.pretrain.latent_shape, PerImageMean((enc.f_shape - batch.code_shape).pow(2)));
-      add("gt_latent_albedo", o.pretrain.latent_albedo, PerImageMean((enc.f_albedo - batch.code_albedo).pow(2)));
-    }
+    AddEncoderTerms(terms, model, enc, batch, o, pw);
     if (o.pretrain.shape > 0) {
       auto e = fit::ResidualMagnitudeLoss(S.value, batch.shape_uv, mask).per_image;
       if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(S.proxy, batch.shape_uv, mask).per_image);
@@ -474,6 +545,15 @@ TrainSummary RunTrain(const TrainOptions& o) {
     if (o.resume && fs::exists(shape_targets_path)) {
       shape_targets = LatentTargets::Load(shape_targets_path.string());
       albedo_targets = LatentTargets::Load(albedo_targets_path.string());
+    } else if (!o.latent_targets.empty()) {
+      const fs::path dir(o.latent_targets);
+      shape_targets = LatentTargets::Load((dir / "latent_targets_shape.pt").string());
+      albedo_targets = LatentTargets::Load((dir / "latent_targets_albedo.pt").string());
+      if (shape_targets.basis.size(1) != 3 * cfg.uv_rows * cfg.uv_cols ||
+          shape_targets.basis.size(0) > cfg.latent_shape || albedo_targets.basis.size(0) > cfg.latent_albedo)
+        throw InputError(o.latent_targets, "latent targets of another UV size or latent length than the model's");
+      shape_targets.Save(shape_targets_path.string());
+      albedo_targets.Save(albedo_targets_path.string());
     } else {
       auto [shapes, albedos] = GroundTruthMaps(train_set, o.latent_target_items, o.seed);
       if (shapes.dim() == 4) {
@@ -491,11 +571,14 @@ TrainSummary RunTrain(const TrainOptions& o) {
       albedo_targets.mean = albedo_targets.mean.to(device), albedo_targets.basis = albedo_targets.basis.to(device);
       log::Info("train: latent targets: {} shape and {} albedo components ({})", shape_targets.basis.size(0),
                 albedo_targets.basis.size(0),
-                maps > 0 ? "PCA of " + std::to_string(maps) + " ground-truth maps" : std::string("from the checkpoint"));
+                maps > 0                    ? "PCA of " + std::to_string(maps) + " ground-truth maps"
+                : !o.latent_targets.empty() && !o.resume ? "from " + o.latent_targets
+                                                         : std::string("from the checkpoint"));
     } else {
       shape_targets = {}, albedo_targets = {};
     }
   }
+  if (o.EncoderOnly() && shape_targets.defined()) CheckTargetsMatchTheDecoders(model, train_set, shape_targets, o.seed);
   auto attach_codes = [&](Batch& b) {
     if (!shape_targets.defined()) return;
     b.code_shape = shape_targets.Codes(b.shape_uv);
@@ -512,8 +595,14 @@ TrainSummary RunTrain(const TrainOptions& o) {
   }
 
   // --- optimiser (Adam, section 4)
-  std::vector<at::Tensor> params = model.parameters();
+  std::vector<at::Tensor> params = o.EncoderOnly() ? model.encoder_parameters() : model.parameters();
   if (params.empty()) throw UsageError("train: the model has no trainable parameters");
+  if (o.EncoderOnly()) {  // frozen decoders: no gradients computed for them
+    for (auto& p : model.shape_decoder_parameters()) p.set_requires_grad(false);
+    for (auto& p : model.albedo_decoder_parameters()) p.set_requires_grad(false);
+  }
+  // Train mode: BatchNorm in batch mode for what trains, running statistics for frozen parts.
+  auto train_mode = [&] { model.train(true, !o.EncoderOnly()); };
   torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr));
   std::unique_ptr<fit::PerceptualLoss> perceptual;
   if (o.loss.perceptual > 0) perceptual = std::make_unique<fit::PerceptualLoss>(o.loss.PerceptualOptions());
@@ -592,11 +681,11 @@ TrainSummary RunTrain(const TrainOptions& o) {
     std::ofstream(summary.val_csv_path, std::ios::app) << CsvRow(step, phase, LearningRate(o, step), summary.last_val, -1, 0);
     log::Info("train: validation at step {}: total {:.5g}, l2,1 {:.5g}", step, summary.last_val["total"],
               summary.last_val["metric_l21"]);
-    model.train();
+    train_mode();
   };
 
   // --- the loop
-  model.train();
+  train_mode();
   double seconds = 0;
   int64_t timed = 0;
   const int64_t end_step = o.stop_at > 0 ? std::min(o.steps, o.stop_at) : o.steps;

@@ -27,6 +27,7 @@
 #include "fit/LossTerms.h"
 #include "fit/LossWeights.h"
 #include "train/Data.h"
+#include "train/LatentTargets.h"
 
 namespace facebatch::model {
 class FaceModel;
@@ -90,6 +91,17 @@ struct TrainOptions {
   std::string shape_targets = "similarity";
   /// Ground-truth items whose maps make the latent targets' PCA (0: no latent targets).
   int64_t latent_target_items = 2000;
+  /// Read the latent targets from DIR/latent_targets_{shape,albedo}.pt (an earlier
+  /// run's output directory) instead of building them: an encoder stage must regress
+  /// the very codes its decoders learned in that run.
+  std::string latent_targets;
+  /// What trains: "all" (encoder and decoders) or "encoder" (the decoders frozen,
+  /// their BatchNorm statistics included). With "encoder", pre-training does not run
+  /// the decoders at all: the encoder regresses the latent targets, M and L, and the
+  /// landmark term projects the ground-truth shape's landmarks by its M. A step then
+  /// costs the encoder alone (the encoder stage of pipelines/train-demo-encoder.ini).
+  std::string train_parts = "all";
+  bool EncoderOnly() const { return train_parts == "encoder"; }
   fit::LossWeights loss;
   PretrainWeights pretrain;
   std::string command;         ///< recorded in the model's provenance
@@ -113,6 +125,13 @@ std::string CsvHeader();
 fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batch, Phase phase,
                                 const TrainOptions& options, const fit::PerceptualLoss* perceptual = nullptr,
                                 bool metrics = false);
+
+/// The encoder stage (--train-parts encoder) regresses codes that its frozen decoders
+/// must understand: decodes the targets of up to 64 ground-truth items and throws a
+/// UsageError when the shape is not much closer to the truth than the mean face (the
+/// targets of another run), after logging both errors.
+void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& dataset, const LatentTargets& targets,
+                                  uint64_t seed);
 
 /// M/L statistics (mean, std per entry) of the ground truth of `dataset`
 /// (M in crop coordinates); false when fewer than 2 items have ground truth.

@@ -384,6 +384,60 @@ TEST(TrainRun, PretrainedShapesFollowTheFace) {
   EXPECT_NEAR(mean_only.rms, 0.0, 1e-6);
 }
 
+TEST(TrainRun, EncoderStageLearnsTheCodesAndLeavesTheDecodersAlone) {
+  // --train-parts encoder after a joint pre-training (issue 14): the encoder regresses the
+  // first run's latent targets (--latent-targets), the decoders and their BatchNorm
+  // statistics do not change, and the decoders are not run in its pre-training.
+  testing::TempDir first, second;
+  TrainOptions o = BaseOptions(first.path().string());
+  o.steps = o.pretrain_steps = 60;  // long enough for the decoder to learn code -> map (checked by the stage)
+  o.val_every = 0;
+  auto s1 = RunTrain(o);
+  TrainOptions e = BaseOptions(second.path().string());
+  e.model_in = s1.model_path;
+  e.train_parts = "encoder";
+  e.latent_targets = first.path().string();
+  e.set_normalisation = false;
+  e.steps = e.pretrain_steps = 40;
+  e.lr = 0.01;
+  e.val_every = 20;
+  auto s2 = RunTrain(e);
+  auto before = model::FaceModel::Load(s1.model_path), after = model::FaceModel::Load(s2.model_path);
+  // The same targets as the first run's.
+  auto t1 = LatentTargets::Load((first.path() / "latent_targets_shape.pt").string());
+  auto t2 = LatentTargets::Load((second.path() / "latent_targets_shape.pt").string());
+  EXPECT_TRUE(torch::equal(t1.basis, t2.basis));
+  // Decoders: the same weights and statistics, so the same maps for any code.
+  before.eval(), after.eval();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(2);
+  const auto f_S = torch::randn({3, before.config().latent_shape}), f_A = torch::randn({3, before.config().latent_albedo});
+  EXPECT_TRUE(torch::equal(before.DecodeShape(f_S).value, after.DecodeShape(f_S).value));
+  EXPECT_TRUE(torch::equal(before.DecodeAlbedo(f_A).proxy, after.DecodeAlbedo(f_A).proxy));
+  auto eb = before.encoder_parameters(), ea = after.encoder_parameters();
+  double moved = 0;
+  for (size_t i = 0; i < eb.size(); ++i) moved += (ea[i] - eb[i]).abs().sum().item<double>();
+  EXPECT_GT(moved, 0);
+  // The encoder learns the codes; the decoder-map terms are not computed.
+  auto csv = ReadCsv(s2.csv_path);
+  ASSERT_EQ(csv.rows.size(), 40u);
+  EXPECT_LT(csv.Mean(36, 40, "gt_latent_shape"), 0.8 * csv.Mean(0, 4, "gt_latent_shape"));
+  EXPECT_TRUE(std::isnan(csv.Get(0, "gt_shape")));
+  EXPECT_GT(csv.Get(0, "landmark"), 0);
+  // Validation decodes the encoder's own latents.
+  auto val = ReadCsv(s2.val_csv_path);
+  ASSERT_EQ(val.rows.size(), 2u);
+  EXPECT_GT(val.Get(1, "metric_shape_l1"), 0);
+  // Bad values are refused by name.
+  TrainOptions bad = e;
+  bad.train_parts = "decoders";
+  EXPECT_THROW(bad.Check(), UsageError);
+  bad = e;
+  bad.out = (second.path() / "again").string();
+  bad.latent_targets = (second.path() / "nowhere").string();
+  EXPECT_THROW(RunTrain(bad), InputError);
+}
+
 TEST(TrainRun, FullObjectiveLowersTheReconstruction) {
   testing::TempDir out;
   TrainOptions o = BaseOptions(out.path().string());

@@ -72,7 +72,11 @@ int RunTrainCommand(int argc, char** argv) {
       ("shape-targets", po::value(&opts.shape_targets)->default_value(opts.shape_targets),
        "similarity (GT shapes similarity-aligned onto the mean shape, M adjusted) | raw")
       ("latent-target-items", po::value(&opts.latent_target_items)->default_value(opts.latent_target_items),
-       "ground-truth maps in the PCA of the latent targets (0: none)");
+       "ground-truth maps in the PCA of the latent targets (0: none)")
+      ("latent-targets", po::value(&opts.latent_targets)->default_value(opts.latent_targets),
+       "read the latent targets from DIR/latent_targets_{shape,albedo}.pt (an earlier run's --out) instead of building them")
+      ("train-parts", po::value(&opts.train_parts)->default_value(opts.train_parts),
+       "all | encoder (decoders frozen; pre-training then runs the encoder alone against the latent targets)");
   fit::AddLossOptions(parser.options(), opts.loss, "loss");
   if (!parser.Parse(argc, argv)) return kExitOk;
   opts.command = "facebatch";
