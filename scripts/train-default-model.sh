@@ -2,9 +2,9 @@
 # Reproduces the bundled default model (docs/train.md), two stages:
 #  1. synth -> index -> train with pipelines/train-demo.ini (encoder and decoders together);
 #  2. the encoder stage, pipelines/train-demo-encoder.ini: the decoders frozen, the encoder alone
-#     regresses stage 1's latent targets on a second synthetic corpus (new identities).
+#     regresses stage 1's latent targets on the same corpus, with crop jitter.
 # Usage: scripts/train-default-model.sh [WORK_DIR] [extra options of both train runs, e.g. --resume]
-# About 35 + 45 minutes on 2 CPU cores (docs/train.md); each stage resumes exactly: rerun with
+# About 35 + 60 minutes on 2 CPU cores (docs/train.md); each stage resumes exactly: rerun with
 # --resume (or split with --stop-at N). A finished stage is not rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,6 @@ if [ ! -f "$WORK/train-demo/model.h5" ]; then
   "$FB" train --config pipelines/train-demo.ini --manifest "$WORK/synth-300wlp.jsonl" --preset demo \
     --out "$WORK/train-demo" "$@"
 fi
-corpus synth-300wlp-enc 8000 2027
-"$FB" train --config pipelines/train-demo-encoder.ini --manifest "$WORK/synth-300wlp-enc.jsonl" \
+"$FB" train --config pipelines/train-demo-encoder.ini --manifest "$WORK/synth-300wlp.jsonl" \
   --model-in "$WORK/train-demo/model.h5" --latent-targets "$WORK/train-demo" --out "$WORK/train-demo-encoder" "$@"
 echo "default model: $WORK/train-demo-encoder/model.h5 (copy to samples/models/default.h5 with its provenance)"

@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <opencv2/imgproc.hpp>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -22,7 +24,24 @@ uint64_t SplitMix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// A uniform draw in [-1, 1) from a splitmix64 state.
+double Symmetric(uint64_t& state) { return static_cast<double>(SplitMix64(state) >> 11) * 0x1.0p-52 - 1.0; }
+
 }  // namespace
+
+void Augmentation::Check() const {
+  const std::initializer_list<std::pair<const char*, std::pair<double, double>>> limits = {
+      {"shift", {shift, 0.5}}, {"scale", {scale, 0.5}}, {"rotation", {rotation, 90}}, {"gain", {gain, 0.9}}};
+  for (const auto& [name, v] : limits)
+    if (!(v.first >= 0 && v.first <= v.second))
+      throw UsageError(std::string("--augment.") + name + " must be in [0, " + fmt::format("{:g}", v.second) + "]");
+}
+
+void Dataset::SetAugmentation(const Augmentation& augmentation, uint64_t seed) {
+  augmentation.Check();
+  augmentation_ = augmentation;
+  augmentation_seed_ = seed;
+}
 
 at::Tensor ProjectionToCrop(const at::Tensor& M, const cv::Matx23d& T) {
   auto A = torch::tensor({T(0, 0), T(0, 1), T(1, 0), T(1, 1)}, torch::kDouble).view({2, 2});
@@ -56,15 +75,41 @@ Dataset::Dataset(const io::Manifest& manifest, std::vector<io::Item> items, int 
   }
 }
 
-Sample Dataset::Load(int64_t i) const {
+Sample Dataset::Load(int64_t i, int64_t position) const {
   const io::Item& item = items_.at(static_cast<size_t>(i));
   Sample s;
   s.id = item.id;
   cv::Mat bgr = io::LoadImageBgr((fs::path(root_) / item.image).string());
   io::Crop crop = io::CropFace(bgr, item.landmarks, image_size_);
+  const bool augment = augmentation_.enabled() && position >= 0;
+  double gains[3] = {1, 1, 1};
+  if (augment) {
+    uint64_t state = augmentation_seed_ * 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(position) + 0x5851f42d4c957f2dull);
+    const auto& a = augmentation_;
+    const double S = image_size_, c = (S - 1) / 2;
+    const double scale = 1 + a.scale * Symmetric(state), angle = a.rotation * Symmetric(state) * CV_PI / 180;
+    const double tx = a.shift * S * Symmetric(state), ty = a.shift * S * Symmetric(state);
+    for (double& g : gains) g = 1 + a.gain * Symmetric(state);
+    // J(x) = s R (x - c) + c + t about the crop centre; the crop becomes J T.
+    const double ca = scale * std::cos(angle), sa = scale * std::sin(angle);
+    const cv::Matx23d J(ca, -sa, c - ca * c + sa * c + tx, sa, ca, c - sa * c - ca * c + ty);
+    const cv::Matx23d& T = crop.original_to_crop;
+    cv::Matx23d JT;
+    for (int r = 0; r < 2; ++r) {
+      for (int k = 0; k < 3; ++k) JT(r, k) = J(r, 0) * T(0, k) + J(r, 1) * T(1, k);
+      JT(r, 2) += J(r, 2);
+    }
+    crop.original_to_crop = JT;
+    crop.crop_to_original = io::InvertAffine(JT);
+    cv::warpAffine(bgr, crop.image, cv::Mat(JT), cv::Size(image_size_, image_size_), cv::INTER_LINEAR,
+                   cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    for (io::Point2& p : crop.landmarks.points) p = io::Apply(J, p);
+  }
   cv::Mat rgb = io::BgrToLinearRgb(crop.image);
   if (!rgb.isContinuous()) rgb = rgb.clone();
   s.image = torch::from_blob(rgb.data, {image_size_, image_size_, 3}, torch::kFloat).permute({2, 0, 1}).clone();
+  if (augment && (gains[0] != 1 || gains[1] != 1 || gains[2] != 1))
+    s.image *= torch::tensor({gains[0], gains[1], gains[2]}, torch::kFloat).view({3, 1, 1});
   std::vector<float> pts;
   for (const auto& p : crop.landmarks.points) pts.push_back(static_cast<float>(p.x)), pts.push_back(static_cast<float>(p.y));
   s.landmarks = torch::tensor(pts).view({-1, 2});
@@ -75,6 +120,7 @@ Sample Dataset::Load(int64_t i) const {
     s.albedo_uv = gt_->albedo_uv[row];
     s.M = TargetProjection(row, crop.original_to_crop);
     s.L = gt_->L[row];
+    if (augment) s.L = s.L * torch::tensor({gains[0], gains[1], gains[2]}, torch::kFloat).repeat_interleave(9).to(s.L.scalar_type());
   } else {
     s.shape_uv = torch::zeros({3, uv_rows_, uv_cols_});
     s.albedo_uv = torch::zeros({3, uv_rows_, uv_cols_});
@@ -199,9 +245,11 @@ void BatchStream::Worker() {
     try {
       std::vector<Sample> samples;
       std::string last_error;
-      for (int64_t i : Indices(step)) {
+      const auto indices = Indices(step);
+      for (size_t k = 0; k < indices.size(); ++k) {
+        const int64_t i = indices[k];
         try {
-          samples.push_back(dataset_.Load(i));
+          samples.push_back(dataset_.Load(i, step * batch_size_ + static_cast<int64_t>(k)));
         } catch (const std::exception& e) {  // one bad item: skipped with a warning, the run goes on
           last_error = e.what();
           log::Warn("train: skipping item {}: {}", dataset_.item(i).id, last_error);

@@ -56,6 +56,22 @@ struct Batch {
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
 };
 
+/// Augmentation of the training crops (off by default; `train --augment.*`). Each item
+/// draws from the seed and its data position (so a resumed run draws the same) a
+/// similarity about the crop centre, composed with the crop's own, and optional
+/// per-channel gains. The targets follow exactly: the landmarks and M go through the
+/// same similarity (M_crop = J T M), and a gain g_c on the linear image is a gain on
+/// L's channel c (the rendering A x shading(L) is linear in L). Shape and albedo maps
+/// do not change. Validation items are never augmented.
+struct Augmentation {
+  double shift = 0;     ///< max |translation| per axis, as a fraction of the crop size
+  double scale = 0;     ///< max relative change of scale
+  double rotation = 0;  ///< max |rotation| in degrees
+  double gain = 0;      ///< max relative change of each colour channel's gain
+  bool enabled() const { return shift > 0 || scale > 0 || rotation > 0 || gain > 0; }
+  void Check() const;   ///< UsageError naming the option ("--augment.<field>")
+};
+
 /// The usable items of a manifest (status ok, landmarks of one convention)
 /// plus the ground truth of their corpus when the file exists.
 class Dataset {
@@ -74,8 +90,10 @@ class Dataset {
   /// Path of the ground-truth file in use ("" without one).
   const std::string& ground_truth_path() const { return gt_path_; }
   const std::string& root() const { return root_; }
-  /// Loads item i (image, crop, ground truth). Throws on unreadable images.
-  Sample Load(int64_t i) const;
+  /// Loads item i (image, crop, ground truth). Throws on unreadable images. With an
+  /// augmentation set and `position` >= 0 (the item's data position), it is augmented.
+  Sample Load(int64_t i, int64_t position = -1) const;
+  void SetAugmentation(const Augmentation& augmentation, uint64_t seed);
 
   /// Identifiability of the shape targets (issue 14). Under weak perspective a
   /// similarity of S (scale, rotation, translation) is absorbed by M, and the crop
@@ -99,6 +117,8 @@ class Dataset {
   std::string gt_path_;
   int landmark_count_ = 68;
   int uv_rows_, uv_cols_, image_size_;
+  Augmentation augmentation_;
+  uint64_t augmentation_seed_ = 0;
   // Per ground-truth row: x -> scale R x + t onto the reference (NormaliseShapeTargets).
   at::Tensor norm_scale_, norm_rotation_, norm_translation_;  // [N], [N, 3, 3], [N, 3] float64
   at::Tensor norm_mask_;                                      // [U, V] bool

@@ -141,6 +141,7 @@ void TrainOptions::Check() const {
   if (train_parts != "all" && train_parts != "encoder") throw UsageError("train: --train-parts must be all or encoder");
   loss.Check("loss");
   pretrain.Check();
+  augment.Check();
 }
 
 const char* PhaseName(Phase phase) { return phase == Phase::kPretrain ? "pretrain" : "full"; }
@@ -521,6 +522,7 @@ TrainSummary RunTrain(const TrainOptions& o) {
     for (size_t i = 0; i < ok.size(); ++i) (is_val[i] ? val_items : train_items).push_back(ok[i]);
   }
   Dataset train_set(manifest, train_items, cfg.uv_rows, cfg.uv_cols, o.use_ground_truth, cfg.image_size);
+  train_set.SetAugmentation(o.augment, o.seed);
   std::unique_ptr<Dataset> val_set;
   if (!val_items.empty())
     val_set = std::make_unique<Dataset>(val_manifest, val_items, cfg.uv_rows, cfg.uv_cols, o.use_ground_truth,

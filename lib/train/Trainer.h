@@ -104,6 +104,7 @@ struct TrainOptions {
   bool EncoderOnly() const { return train_parts == "encoder"; }
   fit::LossWeights loss;
   PretrainWeights pretrain;
+  Augmentation augment;        ///< of the training items (train/Data.h), bound as "augment.<field>"
   std::string command;         ///< recorded in the model's provenance
   void Check() const;          ///< UsageError naming the option
 };

@@ -200,6 +200,38 @@ TEST(TrainData, GroundTruthIsReadAndTransformedIntoTheCrop) {
   }
 }
 
+TEST(TrainData, AugmentedCropsCarryTheirTargetsAlong) {
+  // --augment.*: the crop moves, turns and scales, and M and the landmarks follow it
+  // exactly; a channel gain goes to L; the same position draws the same; no position, no
+  // augmentation.
+  auto& c = SharedCorpus();
+  auto manifest = io::ReadManifest(c.manifest);
+  Dataset plain(manifest, manifest.items, kU, kV, true, kImage), data(manifest, manifest.items, kU, kV, true, kImage);
+  Augmentation a;
+  a.shift = 0.05, a.scale = 0.1, a.rotation = 10, a.gain = 0.2;
+  data.SetAugmentation(a, 7);
+  for (int64_t i : {0, 7}) {
+    Sample p = plain.Load(i), s = data.Load(i, 100 + i), again = data.Load(i, 100 + i), other = data.Load(i, 200 + i);
+    EXPECT_TRUE(torch::equal(s.image, again.image));
+    EXPECT_FALSE(torch::equal(s.image, other.image));
+    EXPECT_FALSE(torch::equal(s.image, p.image));
+    EXPECT_TRUE(torch::equal(data.Load(i).image, p.image));
+    auto V = render::VerticesFromUVMap(c.tmpl.topology, s.shape_uv.unsqueeze(0));
+    auto projected = fit::ProjectPoints(s.M.unsqueeze(0), V.index_select(1, c.tmpl.topology.landmarks68))[0];
+    EXPECT_LT((projected - s.landmarks).abs().max().item<double>(), 1e-3);
+    EXPECT_GT((s.landmarks - p.landmarks).abs().max().item<double>(), 0.1);
+    EXPECT_TRUE(torch::equal(s.shape_uv, p.shape_uv));
+    // L's channels scale with the image's gains: the ratio is one gain per 9 coefficients.
+    auto ratio = (s.L / p.L).view({3, 9});
+    EXPECT_LT((ratio - ratio.mean(1, true)).abs().max().item<double>(), 1e-4);
+    EXPECT_LE((ratio.mean(1) - 1).abs().max().item<double>(), 0.2 + 1e-6);
+    EXPECT_GT((ratio.mean(1) - 1).abs().max().item<double>(), 1e-4);
+  }
+  Augmentation bad;
+  bad.rotation = 120;
+  EXPECT_THROW(data.SetAugmentation(bad, 1), UsageError);
+}
+
 TEST(TrainData, GroundTruthReaderRejectsForeignAndNewerFiles) {
   testing::TempDir dir;
   const auto path = (dir.path() / "gt.h5").string();

@@ -75,6 +75,14 @@ int RunTrainCommand(int argc, char** argv) {
        "ground-truth maps in the PCA of the latent targets (0: none)")
       ("latent-targets", po::value(&opts.latent_targets)->default_value(opts.latent_targets),
        "read the latent targets from DIR/latent_targets_{shape,albedo}.pt (an earlier run's --out) instead of building them")
+      ("augment.shift", po::value(&opts.augment.shift)->default_value(opts.augment.shift),
+       "training crops: max random translation per axis, fraction of the crop (M and landmarks follow)")
+      ("augment.scale", po::value(&opts.augment.scale)->default_value(opts.augment.scale),
+       "training crops: max relative random scale change")
+      ("augment.rotation", po::value(&opts.augment.rotation)->default_value(opts.augment.rotation),
+       "training crops: max random rotation in degrees")
+      ("augment.gain", po::value(&opts.augment.gain)->default_value(opts.augment.gain),
+       "training crops: max relative random gain per colour channel (L follows)")
       ("train-parts", po::value(&opts.train_parts)->default_value(opts.train_parts),
        "all | encoder (decoders frozen; pre-training then runs the encoder alone against the latent targets)");
   fit::AddLossOptions(parser.options(), opts.loss, "loss");
