@@ -46,11 +46,11 @@ struct Parts {
         r.id = "img" + std::to_string(i);
         order[r.id] = i;
         for (const auto& f : layout.fields) {
-          if (f.kind == facebatch::batch::h5::Kind::kString) {
+          if (f.dtype == facebatch::io::hdf5::DType::kString) {
             r.strings[f.path] = f.path == "/images/id" ? r.id : "ok";
-          } else if (f.kind == facebatch::batch::h5::Kind::kFloat64) {
+          } else if (f.dtype == facebatch::io::hdf5::DType::kFloat64) {
             r.doubles[f.path].assign(static_cast<size_t>(f.size()), 0.5);
-          } else if (f.kind == facebatch::batch::h5::Kind::kInt64 || f.kind == facebatch::batch::h5::Kind::kUInt8) {
+          } else if (f.dtype == facebatch::io::hdf5::DType::kInt64 || f.dtype == facebatch::io::hdf5::DType::kUInt8) {
             r.ints[f.path].assign(static_cast<size_t>(f.size()), 1);
           } else {
             auto& v = r.floats[f.path];

@@ -362,7 +362,7 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   if (o.overwrite) writer.RemoveAll();
   if (writer.Complete()) {
     log::Info("shard {} is already complete ({}); pass --overwrite to redo it", summary.shard, paths.file());
-    h5::Reader r(paths.file());
+    io::hdf5::RowReader r(paths.file());
     for (const auto& s : r.Read("/images/status").strings) ++summary.counts[s];
     summary.complete = true;
     summary.shard_file = paths.file();

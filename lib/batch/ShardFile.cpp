@@ -11,7 +11,7 @@
 namespace facebatch::batch {
 namespace {
 
-using h5::Kind;
+using io::hdf5::DType;
 
 std::string Join(const std::vector<std::string>& v) {
   std::string s;
@@ -29,9 +29,9 @@ std::vector<std::string> Split(const std::string& text) {
   return out;
 }
 
-bool IsFloat(Kind k) { return k == Kind::kFloat32 || k == Kind::kFloat16; }
+bool IsFloat(DType k) { return k == DType::kFloat32 || k == DType::kFloat16; }
 
-void WriteHeader(h5::Writer& w, const ShardHeader& h, const ShardLayout& layout, int64_t n) {
+void WriteHeader(io::hdf5::RowWriter& w, const ShardHeader& h, const ShardLayout& layout, int64_t n) {
   w.Attr("/", "format", std::string(kShardFormat));
   w.Attr("/", "schema_version", static_cast<int64_t>(kShardSchemaVersion));
   w.Attr("/", "num_images", n);
@@ -48,29 +48,29 @@ void WriteHeader(h5::Writer& w, const ShardHeader& h, const ShardLayout& layout,
   for (const auto& [k, v] : h.string_attrs) w.Attr("/", k, v);
   for (const auto& [k, v] : h.int_attrs) w.Attr("/", k, v);
   w.Group("/topology");
-  w.Create("/topology/triangles", Kind::kInt64, {s.num_triangles, 3}, false);
+  w.Create("/topology/triangles", DType::kInt64, {s.num_triangles, 3}, false);
   w.WriteRows("/topology/triangles", 0, s.num_triangles, h.triangles.data());
-  w.Create("/topology/vertex_uv", Kind::kFloat32, {s.num_vertices, 2}, false);
+  w.Create("/topology/vertex_uv", DType::kFloat32, {s.num_vertices, 2}, false);
   w.WriteRows("/topology/vertex_uv", 0, s.num_vertices, h.vertex_uv.data());
-  w.Create("/topology/landmarks68", Kind::kInt64, {68}, false);
+  w.Create("/topology/landmarks68", DType::kInt64, {68}, false);
   w.WriteRows("/topology/landmarks68", 0, 68, h.landmarks68.data());
   std::vector<uint8_t> mask(h.mask.begin(), h.mask.end());
-  w.Create("/topology/mask", Kind::kUInt8, {s.uv_rows, s.uv_cols}, false);
+  w.Create("/topology/mask", DType::kUInt8, {s.uv_rows, s.uv_cols}, false);
   w.WriteRows("/topology/mask", 0, s.uv_rows, mask.data());
   for (const auto& f : layout.fields) {
     std::vector<int64_t> dims{n};
     dims.insert(dims.end(), f.dims.begin(), f.dims.end());
-    w.Create(f.path, f.kind, dims, true);
+    w.Create(f.path, f.dtype, dims, true);
   }
 }
 
-void WriteRecord(h5::Writer& w, const ShardLayout& layout, const ImageRecord& r, int64_t row) {
+void WriteRecord(io::hdf5::RowWriter& w, const ShardLayout& layout, const ImageRecord& r, int64_t row) {
   for (const auto& f : layout.fields) {
     const int64_t size = f.size();
-    if (f.kind == Kind::kString) {
+    if (f.dtype == DType::kString) {
       auto it = r.strings.find(f.path);
       w.WriteStrings(f.path, row, {it == r.strings.end() ? std::string() : it->second});
-    } else if (IsFloat(f.kind)) {
+    } else if (IsFloat(f.dtype)) {
       auto it = r.floats.find(f.path);
       std::vector<float> v(size, std::numeric_limits<float>::quiet_NaN());
       if (it != r.floats.end()) {
@@ -79,7 +79,7 @@ void WriteRecord(h5::Writer& w, const ShardLayout& layout, const ImageRecord& r,
         v = it->second;
       }
       w.WriteRows(f.path, row, 1, v.data());
-    } else if (f.kind == Kind::kFloat64) {
+    } else if (f.dtype == DType::kFloat64) {
       auto it = r.doubles.find(f.path);
       std::vector<double> v(size, std::numeric_limits<double>::quiet_NaN());
       if (it != r.doubles.end()) {
@@ -92,7 +92,7 @@ void WriteRecord(h5::Writer& w, const ShardLayout& layout, const ImageRecord& r,
       auto it = r.ints.find(f.path);
       std::vector<int64_t> v(size, 0);
       if (it != r.ints.end() && static_cast<int64_t>(it->second.size()) == size) v = it->second;
-      if (f.kind == Kind::kUInt8) {
+      if (f.dtype == DType::kUInt8) {
         std::vector<uint8_t> u(v.begin(), v.end());
         w.WriteRows(f.path, row, 1, u.data());
       } else {
@@ -138,24 +138,24 @@ ShardLayout ShardLayout::Make(const LayoutSizes& s, const std::set<std::string>&
   l.sizes = s;
   l.outputs = outputs;
   l.half = half;
-  auto add = [&](std::string path, Kind kind, std::vector<int64_t> dims, std::string desc) {
-    l.fields.push_back({std::move(path), kind, std::move(dims), std::move(desc)});
+  auto add = [&](std::string path, DType dtype, std::vector<int64_t> dims, std::string desc) {
+    l.fields.push_back({std::move(path), dtype, std::move(dims), std::move(desc)});
   };
-  const Kind big = half ? Kind::kFloat16 : Kind::kFloat32;
+  const DType big = half ? DType::kFloat16 : DType::kFloat32;
   const int64_t T = static_cast<int64_t>(s.terms.size());
-  add("/images/id", Kind::kString, {}, "manifest item id");
-  add("/images/source", Kind::kString, {}, "image path (corpus root joined with the item's image)");
-  add("/images/status", Kind::kString, {}, "ok | failed");
-  add("/images/reason_code", Kind::kString, {}, "machine-readable failure reason ('' when ok)");
-  add("/images/reason", Kind::kString, {}, "human-readable failure message ('' when ok)");
-  add("/images/crop_to_original", Kind::kFloat64, {2, 3}, "2x3 similarity mapping model-image pixels to original pixels");
-  add("/latents/f_shape", Kind::kFloat32, {s.latent_shape}, "f_S");
-  add("/latents/f_albedo", Kind::kFloat32, {s.latent_albedo}, "f_A");
-  add("/latents/projection", Kind::kFloat32, {2, 4}, "M (model-image pixels)");
-  add("/latents/lighting", Kind::kFloat32, {27}, "L, [R0..R8, G0..G8, B0..B8]");
-  add("/pose/angles", Kind::kFloat32, {3}, "yaw, pitch, roll in radians (R = Rz(roll) Ry(yaw) Rx(pitch))");
-  add("/pose/scale", Kind::kFloat32, {}, "weak-perspective scale (model-image pixels per model unit)");
-  add("/pose/translation", Kind::kFloat32, {2}, "M[:, 3] (model-image pixels)");
+  add("/images/id", DType::kString, {}, "manifest item id");
+  add("/images/source", DType::kString, {}, "image path (corpus root joined with the item's image)");
+  add("/images/status", DType::kString, {}, "ok | failed");
+  add("/images/reason_code", DType::kString, {}, "machine-readable failure reason ('' when ok)");
+  add("/images/reason", DType::kString, {}, "human-readable failure message ('' when ok)");
+  add("/images/crop_to_original", DType::kFloat64, {2, 3}, "2x3 similarity mapping model-image pixels to original pixels");
+  add("/latents/f_shape", DType::kFloat32, {s.latent_shape}, "f_S");
+  add("/latents/f_albedo", DType::kFloat32, {s.latent_albedo}, "f_A");
+  add("/latents/projection", DType::kFloat32, {2, 4}, "M (model-image pixels)");
+  add("/latents/lighting", DType::kFloat32, {27}, "L, [R0..R8, G0..G8, B0..B8]");
+  add("/pose/angles", DType::kFloat32, {3}, "yaw, pitch, roll in radians (R = Rz(roll) Ry(yaw) Rx(pitch))");
+  add("/pose/scale", DType::kFloat32, {}, "weak-perspective scale (model-image pixels per model unit)");
+  add("/pose/translation", DType::kFloat32, {2}, "M[:, 3] (model-image pixels)");
   for (const auto& m : MapOutputNames()) {
     if (outputs.count(m)) add("/maps/" + m, big, {3, s.uv_rows, s.uv_cols}, "UV map [3, U, V]");
   }
@@ -163,18 +163,18 @@ ShardLayout ShardLayout::Make(const LayoutSizes& s, const std::set<std::string>&
     add("/vertices/model", big, {s.num_vertices, 3}, "shape vertices in model space");
     add("/vertices/image", big, {s.num_vertices, 2}, "vertices projected into the ORIGINAL image (pixels)");
   }
-  add("/fit/termination", Kind::kString, {}, "converged | max_iterations | no_iterations | diverged | non_finite");
-  add("/fit/message", Kind::kString, {}, "fit summary message");
-  add("/fit/iterations", Kind::kInt64, {}, "optimiser updates applied");
-  add("/fit/best_iteration", Kind::kInt64, {}, "update count of the returned state");
-  add("/fit/step_reductions", Kind::kInt64, {}, "divergence recoveries");
-  add("/fit/seconds", Kind::kFloat64, {}, "wall time of the image's batch");
-  add("/fit/initial_loss", Kind::kFloat64, {}, "weighted total at the encoder estimate");
-  add("/fit/final_loss", Kind::kFloat64, {}, "weighted total of the returned state");
-  add("/fit/initial_terms", Kind::kFloat64, {T}, "unweighted terms (names: root attribute fit_terms)");
-  add("/fit/final_terms", Kind::kFloat64, {T}, "unweighted terms of the returned state");
-  add("/metrics/photometric_l21", Kind::kFloat32, {}, "Table 1 metric: eq. 4 l2,1 error of I(S, A) over covered pixels, on sRGB pixel values in [0, 1]");
-  add("/metrics/landmark_error_px", Kind::kFloat32, {}, "mean landmark distance in original-image pixels");
+  add("/fit/termination", DType::kString, {}, "converged | max_iterations | no_iterations | diverged | non_finite");
+  add("/fit/message", DType::kString, {}, "fit summary message");
+  add("/fit/iterations", DType::kInt64, {}, "optimiser updates applied");
+  add("/fit/best_iteration", DType::kInt64, {}, "update count of the returned state");
+  add("/fit/step_reductions", DType::kInt64, {}, "divergence recoveries");
+  add("/fit/seconds", DType::kFloat64, {}, "wall time of the image's batch");
+  add("/fit/initial_loss", DType::kFloat64, {}, "weighted total at the encoder estimate");
+  add("/fit/final_loss", DType::kFloat64, {}, "weighted total of the returned state");
+  add("/fit/initial_terms", DType::kFloat64, {T}, "unweighted terms (names: root attribute fit_terms)");
+  add("/fit/final_terms", DType::kFloat64, {T}, "unweighted terms of the returned state");
+  add("/metrics/photometric_l21", DType::kFloat32, {}, "Table 1 metric: eq. 4 l2,1 error of I(S, A) over covered pixels, on sRGB pixel values in [0, 1]");
+  add("/metrics/landmark_error_px", DType::kFloat32, {}, "mean landmark distance in original-image pixels");
   return l;
 }
 
@@ -187,7 +187,7 @@ const FieldSpec* ShardLayout::Find(const std::string& path) const {
 
 void WriteShardFile(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
                     const std::vector<ImageRecord>& records) {
-  h5::Writer w(path);
+  io::hdf5::RowWriter w(path);
   WriteHeader(w, header, layout, static_cast<int64_t>(records.size()));
   for (size_t i = 0; i < records.size(); ++i) WriteRecord(w, layout, records[i], static_cast<int64_t>(i));
   w.Close();
@@ -197,10 +197,10 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
                            const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
                            bool copy_chunks) {
   const int64_t n = static_cast<int64_t>(order.size());
-  h5::Writer w(path);
+  io::hdf5::RowWriter w(path);
   WriteHeader(w, header, layout, n);
   for (const auto& part : parts) {
-    h5::Reader r(part);
+    io::hdf5::RowReader r(part);
     std::vector<int64_t> rows;
     for (const auto& id : r.Read("/images/id").strings) {
       auto it = order.find(id);
@@ -210,7 +210,7 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
     for (const auto& f : layout.fields) {
       // The part's compressed chunks are copied as they are (no decompression and recompression:
       // the bulk of the cost); only strings and unexpected layouts go through memory.
-      if (f.kind != Kind::kString) {
+      if (f.dtype != DType::kString) {
         const auto info = r.Describe(f.path);
         int64_t row_size = 1;
         for (size_t i = 1; i < info.dims.size(); ++i) row_size *= info.dims[i];
@@ -223,17 +223,17 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
         throw InputError(part, f.path + ": unexpected dims");
       const int64_t k = f.size();
       for (size_t i = 0; i < rows.size(); ++i) {
-        if (f.kind == Kind::kString) {
+        if (f.dtype == DType::kString) {
           // A run of consecutive shard rows in one write.
           size_t j = i;
           while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1) ++j;
           w.WriteStrings(f.path, rows[i], std::vector<std::string>(d.strings.begin() + i, d.strings.begin() + j + 1));
           i = j;
-        } else if (IsFloat(f.kind)) {
+        } else if (IsFloat(f.dtype)) {
           w.WriteRows(f.path, rows[i], 1, d.f32.data() + i * k);
-        } else if (f.kind == Kind::kFloat64) {
+        } else if (f.dtype == DType::kFloat64) {
           w.WriteRows(f.path, rows[i], 1, d.f64.data() + i * k);
-        } else if (f.kind == Kind::kUInt8) {
+        } else if (f.dtype == DType::kUInt8) {
           std::vector<uint8_t> u(d.i64.begin() + i * k, d.i64.begin() + (i + 1) * k);
           w.WriteRows(f.path, rows[i], 1, u.data());
         } else {
@@ -246,11 +246,11 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
 }
 
 std::vector<std::string> ReadShardIds(const std::string& path) {
-  h5::Reader r(path);
+  io::hdf5::RowReader r(path);
   return r.Read("/images/id").strings;
 }
 
-ShardLayout LayoutOfFile(const h5::Reader& r) {
+ShardLayout LayoutOfFile(const io::hdf5::RowReader& r) {
   LayoutSizes s;
   s.latent_shape = r.IntAttr("/", "latent_shape");
   s.latent_albedo = r.IntAttr("/", "latent_albedo");

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "batch/H5.h"
+#include "io/Hdf5Rows.h"
 
 namespace facebatch::batch {
 
@@ -30,7 +30,7 @@ struct LayoutSizes {
 
 struct FieldSpec {
   std::string path;             ///< e.g. "/latents/f_shape"
-  h5::Kind kind = h5::Kind::kFloat32;
+  io::hdf5::DType dtype = io::hdf5::DType::kFloat32;
   std::vector<int64_t> dims;    ///< per image (without the leading n)
   std::string description;
   int64_t size() const;
@@ -73,7 +73,7 @@ void WriteShardFile(const std::string& path, const ShardHeader& header, const Sh
 /// Writes `path` from the images of `parts` (files of the same layout), each
 /// image at row order.at(id) (every id of every part must be in `order`, and
 /// `order` must be a permutation of 0..n-1). Memory: one part at a time. With `copy_chunks`
-/// the numeric datasets' compressed chunks are copied as stored (h5::Writer::CopyRowChunks);
+/// the numeric datasets' compressed chunks are copied as stored (io::hdf5::RowWriter::CopyRowChunks);
 /// false decompresses and recompresses every row (the same file content; the benchmark's baseline).
 void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
                            const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
@@ -83,6 +83,6 @@ void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, c
 std::vector<std::string> ReadShardIds(const std::string& path);
 
 /// The layout a file declares in its attributes (sizes, outputs, dtype, term names).
-ShardLayout LayoutOfFile(const h5::Reader& reader);
+ShardLayout LayoutOfFile(const io::hdf5::RowReader& reader);
 
 }  // namespace facebatch::batch

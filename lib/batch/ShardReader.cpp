@@ -6,13 +6,15 @@
 #include "core/Error.h"
 
 namespace facebatch::batch {
+using io::hdf5::DType;
+
 namespace {
 const std::set<std::string> kLayoutAttrs = {"format", "schema_version", "num_images", "latent_shape",
                                             "latent_albedo", "uv_rows", "uv_cols", "num_vertices",
                                             "num_triangles", "fit_terms", "outputs", "dtype"};
 }  // namespace
 
-ShardReader::ShardReader(const std::string& path) : reader_(std::make_unique<h5::Reader>(path)) {
+ShardReader::ShardReader(const std::string& path) : reader_(std::make_unique<io::hdf5::RowReader>(path)) {
   const auto& r = *reader_;
   const std::string format = r.HasAttr("/", "format") ? r.StringAttr("/", "format") : "";
   if (format != kShardFormat) {
@@ -65,28 +67,28 @@ const FieldSpec& ShardReader::Spec(const std::string& field) const {
 
 std::vector<float> ShardReader::Floats(const std::string& field, int64_t row) const {
   const auto& f = Spec(field);
-  if (f.kind != h5::Kind::kFloat32 && f.kind != h5::Kind::kFloat16) throw Error(field + " is not a float32/float16 field");
+  if (f.dtype != DType::kFloat32 && f.dtype != DType::kFloat16) throw Error(field + " is not a float32/float16 field");
   return reader_->ReadRows(field, row, 1).f32;
 }
 
 std::vector<double> ShardReader::Doubles(const std::string& field, int64_t row) const {
-  if (Spec(field).kind != h5::Kind::kFloat64) throw Error(field + " is not a float64 field");
+  if (Spec(field).dtype != DType::kFloat64) throw Error(field + " is not a float64 field");
   return reader_->ReadRows(field, row, 1).f64;
 }
 
 std::vector<int64_t> ShardReader::Ints(const std::string& field, int64_t row) const {
   const auto& f = Spec(field);
-  if (f.kind != h5::Kind::kInt64 && f.kind != h5::Kind::kUInt8) throw Error(field + " is not an integer field");
+  if (f.dtype != DType::kInt64 && f.dtype != DType::kUInt8) throw Error(field + " is not an integer field");
   return reader_->ReadRows(field, row, 1).i64;
 }
 
 std::string ShardReader::String(const std::string& field, int64_t row) const {
-  if (Spec(field).kind != h5::Kind::kString) throw Error(field + " is not a string field");
+  if (Spec(field).dtype != DType::kString) throw Error(field + " is not a string field");
   return reader_->ReadRows(field, row, 1).strings.at(0);
 }
 
 std::vector<std::string> ShardReader::Strings(const std::string& field) const {
-  if (Spec(field).kind != h5::Kind::kString) throw Error(field + " is not a string field");
+  if (Spec(field).dtype != DType::kString) throw Error(field + " is not a string field");
   return reader_->Read(field).strings;
 }
 
@@ -97,13 +99,14 @@ ImageRecord ShardReader::Read(int64_t row, const std::set<std::string>& fields) 
   for (const auto& f : layout_.fields) {
     if (!fields.empty() && !fields.count(f.path)) continue;
     auto d = reader_->ReadRows(f.path, row, 1);
-    switch (f.kind) {
-      case h5::Kind::kFloat32:
-      case h5::Kind::kFloat16: rec.floats[f.path] = std::move(d.f32); break;
-      case h5::Kind::kFloat64: rec.doubles[f.path] = std::move(d.f64); break;
-      case h5::Kind::kInt64:
-      case h5::Kind::kUInt8: rec.ints[f.path] = std::move(d.i64); break;
-      case h5::Kind::kString: rec.strings[f.path] = d.strings.at(0); break;
+    switch (f.dtype) {
+      case DType::kFloat32:
+      case DType::kFloat16: rec.floats[f.path] = std::move(d.f32); break;
+      case DType::kFloat64: rec.doubles[f.path] = std::move(d.f64); break;
+      case DType::kInt32:
+      case DType::kInt64:
+      case DType::kUInt8: rec.ints[f.path] = std::move(d.i64); break;
+      case DType::kString: rec.strings[f.path] = d.strings.at(0); break;
     }
   }
   return rec;

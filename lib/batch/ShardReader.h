@@ -53,7 +53,7 @@ class ShardReader {
 
  private:
   const FieldSpec& Spec(const std::string& field) const;
-  std::unique_ptr<h5::Reader> reader_;
+  std::unique_ptr<io::hdf5::RowReader> reader_;
   ShardLayout layout_;
   ShardHeader header_;
   std::vector<std::string> ids_, statuses_;

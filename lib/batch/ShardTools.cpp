@@ -9,10 +9,10 @@
 #include <fstream>
 #include <set>
 
-#include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "core/Error.h"
 #include "io/Hdf5.h"
+#include "io/Hdf5Rows.h"
 #include "io/Manifest.h"
 #include "model/ModelCommands.h"
 
@@ -39,7 +39,7 @@ ValidationReport RunValidate(const ValidateOptions& o) {
   rep.file = o.file;
   auto& P = rep.problems;
   try {
-    h5::Reader r(o.file);
+    io::hdf5::RowReader r(o.file);
     if (!r.HasAttr("/", "format") || r.StringAttr("/", "format") != kShardFormat) {
       P.push_back("root attribute format is not '" + std::string(kShardFormat) + "'");
       return rep;
@@ -83,7 +83,9 @@ ValidationReport RunValidate(const ValidateOptions& o) {
       std::vector<int64_t> dims{n};
       dims.insert(dims.end(), f.dims.begin(), f.dims.end());
       if (info.dims != dims) P.push_back(fmt::format("{}: dims {} expected {}", f.path, fmt::join(info.dims, "x"), fmt::join(dims, "x")));
-      if (info.kind != f.kind) P.push_back(fmt::format("{}: element type {} expected {}", f.path, h5::KindName(info.kind), h5::KindName(f.kind)));
+      if (info.dtype != f.dtype)
+        P.push_back(fmt::format("{}: element type {} expected {}", f.path, io::hdf5::DTypeName(info.dtype),
+                                io::hdf5::DTypeName(f.dtype)));
       if (virtual_merge) continue;
       if (!info.chunked || info.chunk.empty() || info.chunk[0] != 1) P.push_back(f.path + ": not chunked one image per chunk");
       if (!info.shuffle || !info.deflate) P.push_back(f.path + ": missing shuffle + deflate filters");
@@ -128,7 +130,7 @@ InspectSummary RunInspect(const InspectOptions& o) {
   if (!fs::exists(o.file)) throw InputError(o.file, "no such file");
   InspectSummary out;
   if (io::hdf5::IsHdf5(o.file)) {
-    h5::Reader r(o.file);
+    io::hdf5::RowReader r(o.file);
     const std::string format = r.HasAttr("/", "format") ? r.StringAttr("/", "format") : "";
     if (format == kShardFormat) {
       out.kind = "shard";

@@ -105,7 +105,7 @@ void ShardWriter::Flush() {
   const auto tmp = final_path + ".tmp";
   try {
     WriteShardFile(tmp, header_, layout_, buffer_);
-    h5::AtomicRename(tmp, final_path);
+    io::hdf5::AtomicRename(tmp, final_path);
   } catch (...) {
     // A failed write (a full disk) leaves no part file behind; the records stay buffered, so
     // a later Flush retries the same part.
@@ -127,7 +127,7 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
   const auto tmp = paths_.file() + ".tmp";
   try {
     ConsolidateShardFiles(tmp, header_, layout_, parts, order);
-    h5::AtomicRename(tmp, paths_.file());
+    io::hdf5::AtomicRename(tmp, paths_.file());
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);  // the parts stay: a rerun consolidates them again
@@ -135,7 +135,7 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
   }
   // Counts by status from the consolidated file.
   std::map<std::string, int64_t> counts;
-  h5::Reader r(paths_.file());
+  io::hdf5::RowReader r(paths_.file());
   auto ids = r.Read("/images/id").strings;
   if (ids != shard_ids) throw InputError(paths_.file(), "consolidated ids differ from the shard's ids");
   auto status = r.Read("/images/status").strings;
@@ -161,7 +161,7 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
     f << j.dump(2) << "\n";
     if (!f) throw InputError(done_tmp, "cannot write the completion marker");
   }
-  h5::AtomicRename(done_tmp, paths_.done());
+  io::hdf5::AtomicRename(done_tmp, paths_.done());
   std::error_code ec;
   fs::remove_all(paths_.parts(), ec);
   return counts;

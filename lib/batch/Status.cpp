@@ -13,10 +13,10 @@
 #include <regex>
 #include <set>
 
-#include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "batch/ShardWriter.h"
 #include "core/Error.h"
+#include "io/Hdf5Rows.h"
 #include "io/Manifest.h"
 #include "io/Shard.h"
 
@@ -126,7 +126,7 @@ std::string VerifyCompleteShard(const std::string& file, const std::string& mark
                        kShardSchemaVersion);
   if (j.value("file", "") != fs::path(file).filename().string()) return "the completion marker names another file";
   try {
-    h5::Reader r(file);
+    io::hdf5::RowReader r(file);
     if (!r.HasAttr("/", "format") || r.StringAttr("/", "format") != kShardFormat) return "not a facebatch shard file";
     const int64_t version = r.IntAttr("/", "schema_version");
     if (version != kShardSchemaVersion)
@@ -339,7 +339,7 @@ StatusSummary RunStatus(const StatusOptions& o) {
       for (const auto& c : candidates) {
         try {
           if (!fs::exists(c)) continue;
-          h5::Reader r(c);
+          io::hdf5::RowReader r(c);
           auto m = r.StringAttr("/", "manifest_path");
           if (fs::exists(m)) {
             manifest = m;

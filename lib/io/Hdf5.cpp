@@ -1,68 +1,24 @@
 #include "io/Hdf5.h"
 
-#include <hdf5.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 
 #include "core/Disk.h"
 #include "core/Error.h"
+#include "io/Hdf5Internal.h"
 
 namespace facebatch::io::hdf5 {
 namespace {
 
-void Init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    H5dont_atexit();  // as lib/batch/H5.cpp: no flush-again crash at exit after a failed write
-    H5open();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // we report errors ourselves
-  });
-}
+using detail::Id;
+using detail::Init;
+using detail::NativeType;
+using detail::Share;
 
-// Owns one hid_t and closes it with the right function.
-struct Id {
-  hid_t id = -1;
-  herr_t (*close)(hid_t) = nullptr;
-  Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
-  ~Id() {
-    if (id >= 0 && close) close(id);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  explicit operator bool() const { return id >= 0; }
-};
-
-std::shared_ptr<int64_t> Share(hid_t id, herr_t (*close)(hid_t)) {
-  return std::shared_ptr<int64_t>(new int64_t(id), [close](int64_t* p) {
-    if (*p >= 0) close(static_cast<hid_t>(*p));
-    delete p;
-  });
-}
-
-hid_t NativeType(DType t) {
-  switch (t) {
-    case DType::kFloat32: return H5T_NATIVE_FLOAT;
-    case DType::kFloat64: return H5T_NATIVE_DOUBLE;
-    case DType::kInt32: return H5T_NATIVE_INT32;
-    case DType::kInt64: return H5T_NATIVE_INT64;
-    case DType::kUInt8: return H5T_NATIVE_UINT8;
-  }
-  return H5T_NATIVE_FLOAT;
-}
-
-hid_t FileType(DType t) {
-  switch (t) {
-    case DType::kFloat32: return H5T_IEEE_F32LE;
-    case DType::kFloat64: return H5T_IEEE_F64LE;
-    case DType::kInt32: return H5T_STD_I32LE;
-    case DType::kInt64: return H5T_STD_I64LE;
-    case DType::kUInt8: return H5T_STD_U8LE;
-  }
-  return H5T_IEEE_F32LE;
-}
+// The tree API's element types: the numeric ones but float16 (Array holds raw native values).
+bool TreeType(DType t) { return t != DType::kFloat16 && t != DType::kString; }
+constexpr const char* kTreeTypes = "float32, float64, int32, int64 or uint8";
 
 template <class T>
 Array Make(const std::vector<T>& values, std::vector<int64_t> dims, DType t) {
@@ -86,6 +42,8 @@ const char* DTypeName(DType t) {
     case DType::kInt32: return "int32";
     case DType::kInt64: return "int64";
     case DType::kUInt8: return "uint8";
+    case DType::kFloat16: return "float16";
+    case DType::kString: return "string";
   }
   return "?";
 }
@@ -97,6 +55,8 @@ size_t DTypeSize(DType t) {
     case DType::kInt32: return 4;
     case DType::kInt64: return 8;
     case DType::kUInt8: return 1;
+    case DType::kFloat16: return 2;
+    case DType::kString: return 0;  // variable length
   }
   return 0;
 }
@@ -168,8 +128,12 @@ void File::Close() {
 
 // ---------------------------------------------------------------- Group
 
-void Group::Fail(const std::string& object, const std::string& problem) const {
-  throw InputError(file_, object + ": " + problem);
+void Group::Fail(const std::string& object, const std::string& problem) const { detail::Fail(file_, object, problem); }
+
+void Group::CheckType(const std::string& object, DType t) const {
+  if (!TreeType(t))
+    Fail(object, std::string("element type ") + DTypeName(t) + " is not supported here (" + kTreeTypes +
+                     "; float16 and string datasets are read with io/Hdf5Rows.h)");
 }
 
 std::string Group::ChildPath(const std::string& child) const {
@@ -227,14 +191,16 @@ Group Group::OpenGroup(const std::string& child) const {
 }
 
 void Group::WriteDataset(const std::string& child, const Array& a) {
+  CheckType(ChildPath(child), a.dtype);
   if (static_cast<int64_t>(a.bytes.size()) != a.numel() * static_cast<int64_t>(DTypeSize(a.dtype)))
     Fail(ChildPath(child), "array bytes do not match its dims");
   std::vector<hsize_t> dims(a.dims.begin(), a.dims.end());
   Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
            H5Sclose);
   if (!space) Fail(ChildPath(child), "cannot create dataspace");
-  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), FileType(a.dtype), space.id, H5P_DEFAULT,
-                   H5P_DEFAULT, H5P_DEFAULT),
+  Id type(detail::NewFileType(a.dtype), H5Tclose);
+  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT,
+                   H5P_DEFAULT),
         H5Dclose);
   if (!ds) Fail(ChildPath(child), "cannot create dataset");
   if (a.numel() > 0 && H5Dwrite(ds.id, NativeType(a.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.bytes.data()) < 0)
@@ -242,19 +208,22 @@ void Group::WriteDataset(const std::string& child, const Array& a) {
 }
 
 void Group::CreateDataset(const std::string& child, DType dtype, const std::vector<int64_t>& dims_in) {
+  CheckType(ChildPath(child), dtype);
   std::vector<hsize_t> dims(dims_in.begin(), dims_in.end());
   for (int64_t d : dims_in)
     if (d < 0) Fail(ChildPath(child), "negative dimension");
   Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
            H5Sclose);
   if (!space) Fail(ChildPath(child), "cannot create dataspace");
-  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), FileType(dtype), space.id, H5P_DEFAULT, H5P_DEFAULT,
+  Id type(detail::NewFileType(dtype), H5Tclose);
+  Id ds(H5Dcreate2(static_cast<hid_t>(*handle_), child.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT,
                    H5P_DEFAULT),
         H5Dclose);
   if (!ds) Fail(ChildPath(child), "cannot create dataset");
 }
 
 void Group::WriteRows(const std::string& child, int64_t row0, const Array& a) {
+  CheckType(ChildPath(child), a.dtype);
   if (static_cast<int64_t>(a.bytes.size()) != a.numel() * static_cast<int64_t>(DTypeSize(a.dtype)))
     Fail(ChildPath(child), "array bytes do not match its dims");
   Array info = DatasetInfo(child);
@@ -277,6 +246,7 @@ void Group::WriteRows(const std::string& child, int64_t row0, const Array& a) {
 }
 
 void Group::OverwriteDataset(const std::string& child, const Array& a) {
+  CheckType(ChildPath(child), a.dtype);
   Array info = DatasetInfo(child);
   if (info.dims != a.dims || info.dtype != a.dtype) Fail(ChildPath(child), "overwrite with different dims or type");
   Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
@@ -288,28 +258,13 @@ void Group::Remove(const std::string& child) {
   if (H5Ldelete(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT) < 0) Fail(ChildPath(child), "cannot remove");
 }
 
-static bool MapType(hid_t type, DType* out) {
-  H5T_class_t cls = H5Tget_class(type);
-  size_t size = H5Tget_size(type);
-  if (cls == H5T_FLOAT) {
-    if (size == 4) { *out = DType::kFloat32; return true; }
-    if (size == 8) { *out = DType::kFloat64; return true; }
-  } else if (cls == H5T_INTEGER) {
-    H5T_sign_t sign = H5Tget_sign(type);
-    if (sign == H5T_SGN_2 && size == 4) { *out = DType::kInt32; return true; }
-    if (sign == H5T_SGN_2 && size == 8) { *out = DType::kInt64; return true; }
-    if (sign == H5T_SGN_NONE && size == 1) { *out = DType::kUInt8; return true; }
-  }
-  return false;
-}
-
 Array Group::DatasetInfo(const std::string& child) const {
   if (!HasDataset(child)) Fail(ChildPath(child), "missing dataset");
   Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds) Fail(ChildPath(child), "cannot open dataset (damaged file?)");
   Id type(H5Dget_type(ds.id), H5Tclose);
   Array a;
-  if (!type || !MapType(type.id, &a.dtype)) Fail(ChildPath(child), "unsupported element type");
+  if (!type || !detail::MapType(type.id, &a.dtype)) Fail(ChildPath(child), "unsupported element type");
   Id space(H5Dget_space(ds.id), H5Sclose);
   int nd = space ? H5Sget_simple_extent_ndims(space.id) : -1;
   if (nd < 0) Fail(ChildPath(child), "cannot read the dataspace (damaged file?)");
@@ -321,6 +276,7 @@ Array Group::DatasetInfo(const std::string& child) const {
 
 Array Group::ReadDataset(const std::string& child) const {
   Array a = DatasetInfo(child);
+  CheckType(ChildPath(child), a.dtype);
   Id ds(H5Dopen2(static_cast<hid_t>(*handle_), child.c_str(), H5P_DEFAULT), H5Dclose);
   a.bytes.resize(static_cast<size_t>(a.numel()) * DTypeSize(a.dtype));
   if (a.numel() > 0 && H5Dread(ds.id, NativeType(a.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, a.bytes.data()) < 0)
@@ -331,9 +287,7 @@ Array Group::ReadDataset(const std::string& child) const {
 void Group::SetAttribute(const std::string& attr, const std::string& value) {
   hid_t g = static_cast<hid_t>(*handle_);
   if (H5Aexists(g, attr.c_str()) > 0) H5Adelete(g, attr.c_str());
-  Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.id, H5T_VARIABLE);
-  H5Tset_cset(type.id, H5T_CSET_UTF8);
+  Id type(detail::NewStringType(), H5Tclose);
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Id a(H5Acreate2(g, attr.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (!a) Fail(name_, "cannot create attribute '" + attr + "'");

@@ -1,7 +1,11 @@
 #pragma once
-// A small RAII wrapper over the HDF5 C API (files, groups, attributes and
-// contiguous datasets of plain numbers), torch-free. Every failure throws
-// facebatch::InputError naming the file and the object ("<file>: <object>:
+// The HDF5 layer of facebatch (the only code that talks to the HDF5 C API), torch-free, in two
+// APIs over one set of internals:
+//  - this header: a tree API (files, groups, attributes and contiguous datasets of plain
+//    numbers) for model files (model/ModelFile.h) and ground truth (synth/GroundTruth.h);
+//  - io/Hdf5Rows.h: a row-streaming API (datasets [n, ...] chunked one row per chunk, float16
+//    storage, variable-length strings) for shard files, their parts and merged files (lib/batch).
+// Every failure throws facebatch::InputError naming the file and the object ("<file>: <object>:
 // <problem>"); HDF5's own error printing is switched off.
 //
 // Layout conventions: datasets are row-major (C order) with the given dims,
@@ -13,13 +17,15 @@
 
 namespace facebatch::io::hdf5 {
 
-/// Element types the wrapper reads and writes (native byte order in memory,
-/// little-endian IEEE / two's complement on disk).
-enum class DType { kFloat32, kFloat64, kInt32, kInt64, kUInt8 };
-const char* DTypeName(DType t);
-size_t DTypeSize(DType t);
+/// Element types of both APIs (native byte order in memory, little-endian IEEE / two's
+/// complement on disk; kFloat16 is IEEE half precision, kString a variable-length UTF-8 string).
+/// The tree API (Array) takes the numeric types but kFloat16 and refuses kFloat16/kString
+/// (arrays and datasets) with an error naming the type; the row API (io/Hdf5Rows.h) takes all.
+enum class DType { kFloat32, kFloat64, kInt32, kInt64, kUInt8, kFloat16, kString };
+const char* DTypeName(DType t);  ///< "float32", ..., "float16", "string"
+size_t DTypeSize(DType t);       ///< bytes of one element (0 for kString: variable length)
 
-/// A dataset's contents: raw bytes of `dims` elements of `dtype`.
+/// A dataset's contents: raw bytes of `dims` elements of `dtype` (a numeric type but kFloat16).
 struct Array {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> dims;
@@ -65,7 +71,8 @@ class Group {
   /// Unlinks a child (group or dataset).
   void Remove(const std::string& child);
   Array ReadDataset(const std::string& child) const;
-  /// Dims and dtype without reading the data.
+  /// Dims and dtype without reading the data (any DType: float16 and string datasets too,
+  /// which ReadDataset refuses).
   Array DatasetInfo(const std::string& child) const;
 
   void SetAttribute(const std::string& attr, const std::string& value);  ///< variable-length UTF-8 string
@@ -80,6 +87,7 @@ class Group {
   Group(std::shared_ptr<int64_t> handle, std::string file, std::string name)
       : handle_(std::move(handle)), file_(std::move(file)), name_(std::move(name)) {}
   [[noreturn]] void Fail(const std::string& object, const std::string& problem) const;
+  void CheckType(const std::string& object, DType t) const;  ///< fails for kFloat16/kString
   std::string ChildPath(const std::string& child) const;
   std::shared_ptr<int64_t> handle_;  // hid_t, closed when the last copy goes
   std::string file_;

@@ -45,8 +45,10 @@ at::ScalarType TorchType(h5::DType t) {
     case h5::DType::kInt32: return at::kInt;
     case h5::DType::kInt64: return at::kLong;
     case h5::DType::kUInt8: return at::kByte;
+    case h5::DType::kFloat16:
+    case h5::DType::kString: break;  // the tree API refuses to read these (io/Hdf5.h)
   }
-  return at::kFloat;
+  throw Error(std::string("model file: no tensor type for HDF5 element type ") + h5::DTypeName(t));
 }
 
 at::Tensor FromArray(const h5::Array& a) {

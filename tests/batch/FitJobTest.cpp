@@ -14,12 +14,12 @@
 #include "ModelTestUtil.h"
 #include "TestSupport.h"
 #include "batch/FitJob.h"
-#include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "batch/ShardTools.h"
 #include "batch/ShardWriter.h"
 #include "core/Error.h"
 #include "io/Crop.h"
+#include "io/Hdf5Rows.h"
 #include "io/Manifest.h"
 #include "model/FaceModel.h"
 #include "model/SyntheticTemplate.h"
@@ -107,7 +107,9 @@ int Wait(pid_t pid, bool* signalled = nullptr) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
-h5::Dataset ReadDs(const fs::path& file, const std::string& path) { return h5::Reader(file.string()).Read(path); }
+io::hdf5::RowData ReadDs(const fs::path& file, const std::string& path) {
+  return io::hdf5::RowReader(file.string()).Read(path);
+}
 
 void ExpectSameResults(const fs::path& a, const fs::path& b, double tol) {
   EXPECT_EQ(ReadDs(a, "/images/id").strings, ReadDs(b, "/images/id").strings);
@@ -183,8 +185,8 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
     EXPECT_FLOAT_EQ(fsh.f32[i * 3 + 2], 1.0f) << i;
     for (int k = 0; k < 12; ++k) EXPECT_FLOAT_EQ(maps.f32[i * 12 + k], 0.25f * i) << i << " " << k;
   }
-  auto info = h5::Reader(paths.file()).Describe("/maps/shape");
-  EXPECT_EQ(info.kind, h5::Kind::kFloat16);
+  auto info = io::hdf5::RowReader(paths.file()).Describe("/maps/shape");
+  EXPECT_EQ(info.dtype, io::hdf5::DType::kFloat16);
   EXPECT_EQ(info.chunk, (std::vector<int64_t>{1, 3, 2, 2}));
   EXPECT_TRUE(info.shuffle && info.deflate);
   ValidateOptions vo;
@@ -203,7 +205,7 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   ASSERT_FALSE(rep.ok());
   EXPECT_NE(rep.ToString().find("missing dataset /latents/f_shape"), std::string::npos) << rep.ToString();
   {
-    h5::Writer bw((dir / "v9.h5").string());
+    io::hdf5::RowWriter bw((dir / "v9.h5").string());
     bw.Attr("/", "format", std::string(kShardFormat));
     bw.Attr("/", "schema_version", int64_t{9});
     bw.Close();
@@ -215,35 +217,6 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   WriteFile(dir / "text.h5", "not hdf5");
   vo.file = (dir / "text.h5").string();
   EXPECT_FALSE(RunValidate(vo).ok());
-}
-
-TEST(H5, CopyRowChunksMovesStoredChunksAndRefusesOtherLayouts) {
-  TempDir dir;
-  const auto src = (dir / "src.h5").string(), dst = (dir / "dst.h5").string();
-  {
-    h5::Writer w(src);
-    w.Create("/x", h5::Kind::kFloat32, {3, 2}, true);
-    w.Create("/h", h5::Kind::kFloat16, {3, 2}, true);
-    const float v[6] = {1, 2, 3, 4, 5, 6};
-    w.WriteRows("/x", 0, 2, v);  // row 2 never written
-    w.WriteRows("/h", 0, 3, v);
-    w.Close();
-  }
-  h5::Writer w(dst);
-  w.Create("/x", h5::Kind::kFloat32, {5, 2}, true);
-  w.Create("/h", h5::Kind::kFloat32, {5, 2}, true);  // another type: refused
-  w.Create("/c", h5::Kind::kFloat32, {5, 2}, false);
-  h5::Reader r(src);
-  EXPECT_TRUE(w.CopyRowChunks(r, "/x", {4, 0, 2}));
-  EXPECT_FALSE(w.CopyRowChunks(r, "/h", {4, 0, 2}));
-  EXPECT_FALSE(w.CopyRowChunks(r, "/x", {0, 1}));  // row count differs
-  w.Close();
-  auto x = ReadDs(dst, "/x").f32;
-  ASSERT_EQ(x.size(), 10u);
-  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 2), (std::vector<float>{3, 4}));  // row 1 of src
-  EXPECT_EQ(std::vector<float>(x.begin() + 8, x.end()), (std::vector<float>{1, 2}));   // row 0 of src
-  EXPECT_EQ(x[4], 0.f);  // src row 2 had no chunk: the fill value
-  EXPECT_EQ(x[2], 0.f);
 }
 
 TEST(FitJobWorkers, AutoGivesOneWorkerPerThreadForSmallModelsAndOneForLargeOnes) {

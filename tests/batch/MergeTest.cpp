@@ -13,11 +13,11 @@
 
 #include "MergeFixture.h"
 #include "TestSupport.h"
-#include "batch/H5.h"
 #include "batch/Merge.h"
 #include "batch/ShardFile.h"
 #include "batch/Status.h"
 #include "core/Error.h"
+#include "io/Hdf5Rows.h"
 
 namespace facebatch::batch {
 namespace {
@@ -74,13 +74,13 @@ bool SameFloat(double a, double b) { return (std::isnan(a) && std::isnan(b)) || 
 
 // Every dataset of `merged` equals the concatenation (in shard order) of the shards'.
 void ExpectConcatenation(const fs::path& merged, const std::vector<fs::path>& shards) {
-  h5::Reader m(merged.string());
+  io::hdf5::RowReader m(merged.string());
   const auto layout = LayoutOfFile(m);
   int64_t total = 0;
-  for (const auto& s : shards) total += h5::Reader(s.string()).IntAttr("/", "num_images");
+  for (const auto& s : shards) total += io::hdf5::RowReader(s.string()).IntAttr("/", "num_images");
   EXPECT_EQ(m.IntAttr("/", "num_images"), total);
   for (const char* topo : {"/topology/triangles", "/topology/vertex_uv", "/topology/landmarks68", "/topology/mask"}) {
-    auto a = m.Read(topo), b = h5::Reader(shards.front().string()).Read(topo);
+    auto a = m.Read(topo), b = io::hdf5::RowReader(shards.front().string()).Read(topo);
     EXPECT_EQ(a.dims, b.dims) << topo;
     EXPECT_EQ(a.i64, b.i64) << topo;
     EXPECT_EQ(a.f32, b.f32) << topo;
@@ -89,10 +89,10 @@ void ExpectConcatenation(const fs::path& merged, const std::vector<fs::path>& sh
   for (const auto& f : layout.fields) {
     const auto got = m.Read(f.path);
     ASSERT_EQ(got.rows(), total) << f.path;
-    ASSERT_EQ(got.kind, f.kind) << f.path;
-    h5::Dataset want;
+    ASSERT_EQ(got.dtype, f.dtype) << f.path;
+    io::hdf5::RowData want;
     for (const auto& s : shards) {
-      auto d = h5::Reader(s.string()).Read(f.path);
+      auto d = io::hdf5::RowReader(s.string()).Read(f.path);
       want.f32.insert(want.f32.end(), d.f32.begin(), d.f32.end());
       want.f64.insert(want.f64.end(), d.f64.begin(), d.f64.end());
       want.i64.insert(want.i64.end(), d.i64.begin(), d.i64.end());
@@ -131,7 +131,7 @@ TEST_F(MergeTest, VirtualMergeIsTheConcatenationAndMovesWithItsShards) {
   EXPECT_TRUE(IsVirtual(fits / "merged.h5", "/maps/albedo"));  // no copy of the data
 
   {
-    h5::Reader m((fits / "merged.h5").string());
+    io::hdf5::RowReader m((fits / "merged.h5").string());
     EXPECT_EQ(m.StringAttr("/", "format"), kShardFormat);
     EXPECT_EQ(m.IntAttr("/", "schema_version"), kShardSchemaVersion);
     EXPECT_EQ(m.StringAttr("/", "merged_storage"), "virtual");
@@ -149,7 +149,7 @@ TEST_F(MergeTest, VirtualMergeIsTheConcatenationAndMovesWithItsShards) {
     auto status = m.Read("/images/status").strings;
     EXPECT_EQ(std::count(status.begin(), status.end(), "failed"), 1);
   }
-  const auto before = h5::Reader((fits / "merged.h5").string()).Read("/maps/albedo").f32;
+  const auto before = io::hdf5::RowReader((fits / "merged.h5").string()).Read("/maps/albedo").f32;
 
   // Move the whole directory, then read it from another working directory.
   fs::path moved = work_.path() / "elsewhere" / "fits-moved";
@@ -159,7 +159,7 @@ TEST_F(MergeTest, VirtualMergeIsTheConcatenationAndMovesWithItsShards) {
   const fs::path cwd = fs::current_path();
   fs::current_path(work_.path());
   {
-    auto after = h5::Reader((moved / "merged.h5").string()).Read("/maps/albedo").f32;
+    auto after = io::hdf5::RowReader((moved / "merged.h5").string()).Read("/maps/albedo").f32;
     ASSERT_EQ(after.size(), before.size());
     for (size_t i = 0; i < after.size(); ++i) ASSERT_TRUE(SameFloat(after[i], before[i])) << i;
   }
@@ -184,19 +184,19 @@ TEST_F(MergeTest, CopyEqualsTheVirtualViewAndIsSelfContained) {
   auto r = RunCli({"merge", fits.string(), "--copy", "--out", (work_.path() / "out" / "copy.h5").string()});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The virtual file lives in another directory: its sources are ../fits/...
-  auto sources = nlohmann::json::parse(h5::Reader((work_.path() / "out" / "virtual.h5").string()).StringAttr("/", "merged_sources"));
+  auto sources = nlohmann::json::parse(io::hdf5::RowReader((work_.path() / "out" / "virtual.h5").string()).StringAttr("/", "merged_sources"));
   EXPECT_EQ(sources[0]["file"], "../fits/shard-00000-of-00003.h5");
   ExpectConcatenation(work_.path() / "out" / "copy.h5", {work_.path() / "out" / "virtual.h5"});
   // The virtual view is a valid shard file too (validate skips chunking checks for it).
   auto vv = RunCli({"validate", (work_.path() / "out" / "virtual.h5").string()});
   EXPECT_EQ(vv.exit_code, 0) << vv.output;
   EXPECT_FALSE(IsVirtual(work_.path() / "out" / "copy.h5", "/latents/f_shape"));
-  EXPECT_EQ(h5::Reader((work_.path() / "out" / "copy.h5").string()).StringAttr("/", "merged_storage"), "copy");
+  EXPECT_EQ(io::hdf5::RowReader((work_.path() / "out" / "copy.h5").string()).StringAttr("/", "merged_storage"), "copy");
   // Self-contained: still readable, and a valid shard file, without the shards.
   fs::remove_all(fits);
   auto v = RunCli({"validate", (work_.path() / "out" / "copy.h5").string()});
   EXPECT_EQ(v.exit_code, 0) << v.output;
-  auto ids = h5::Reader((work_.path() / "out" / "copy.h5").string()).Read("/images/id").strings;
+  auto ids = io::hdf5::RowReader((work_.path() / "out" / "copy.h5").string()).Read("/images/id").strings;
   EXPECT_EQ(ids.size(), static_cast<size_t>(kImages));
 }
 
@@ -217,7 +217,7 @@ TEST_F(MergeTest, RefusesMissingOrIncompleteShardsUnlessAllowed) {
   auto a = RunCli({"merge", fits.string(), "--out", out.string(), "--allow-missing"});
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_NE(a.output.find("MISSING shards"), std::string::npos) << a.output;
-  h5::Reader m(out.string());
+  io::hdf5::RowReader m(out.string());
   EXPECT_EQ(m.StringAttr("/", "merged_shards"), "0");
   EXPECT_EQ(m.StringAttr("/", "merged_missing"), "1-2");
   ExpectConcatenation(out, {ShardFile(fits, 0)});
@@ -252,7 +252,7 @@ TEST_F(MergeTest, ExplicitFilesMergeInShardOrderAndOthersAreMissing) {
   r = RunCli({"merge", ShardFile(fits, 2).string(), ShardFile(fits, 0).string(), "--out", out.string(), "--allow-missing"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ExpectConcatenation(out, {ShardFile(fits, 0), ShardFile(fits, 2)});
-  EXPECT_EQ(h5::Reader(out.string()).StringAttr("/", "merged_missing"), "1");
+  EXPECT_EQ(io::hdf5::RowReader(out.string()).StringAttr("/", "merged_missing"), "1");
 }
 
 }  // namespace

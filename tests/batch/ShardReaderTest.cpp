@@ -4,10 +4,10 @@
 
 #include <random>
 
-#include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "batch/ShardReader.h"
 #include "core/Error.h"
+#include "io/Hdf5Rows.h"
 #include "TestSupport.h"
 
 namespace facebatch::batch {
@@ -42,23 +42,24 @@ Fixture MakeFixture(bool half, int n) {
     r.position = i;
     for (const auto& fs : f.layout.fields) {
       const auto size = static_cast<size_t>(fs.size());
-      switch (fs.kind) {
-        case h5::Kind::kString:
+      switch (fs.dtype) {
+        case io::hdf5::DType::kString:
           r.strings[fs.path] = fs.path == "/images/id" ? r.id : (fs.path == "/images/status" ? (i == 1 ? "failed" : "ok") : "s" + std::to_string(i));
           break;
-        case h5::Kind::kFloat32:
-        case h5::Kind::kFloat16: {
+        case io::hdf5::DType::kFloat32:
+        case io::hdf5::DType::kFloat16: {
           auto& v = r.floats[fs.path];
           for (size_t k = 0; k < size; ++k) v.push_back(u(rng));
           break;
         }
-        case h5::Kind::kFloat64: {
+        case io::hdf5::DType::kFloat64: {
           auto& v = r.doubles[fs.path];
           for (size_t k = 0; k < size; ++k) v.push_back(u(rng));
           break;
         }
-        case h5::Kind::kInt64:
-        case h5::Kind::kUInt8: {
+        case io::hdf5::DType::kInt32:
+        case io::hdf5::DType::kInt64:
+        case io::hdf5::DType::kUInt8: {
           auto& v = r.ints[fs.path];
           for (size_t k = 0; k < size; ++k) v.push_back(static_cast<int64_t>(i * 10 + k));
           break;
@@ -136,7 +137,7 @@ TEST(ShardReader, LeftOutOutputsAreReportedByName) {
 TEST(ShardReader, RejectsForeignFilesAndUnknownVersions) {
   TempDir dir;
   {
-    h5::Writer w((dir / "v9.h5").string());
+    io::hdf5::RowWriter w((dir / "v9.h5").string());
     w.Attr("/", "format", std::string(kShardFormat));
     w.Attr("/", "schema_version", int64_t{9});
     w.Close();
@@ -149,7 +150,7 @@ TEST(ShardReader, RejectsForeignFilesAndUnknownVersions) {
     EXPECT_NE(std::string(e.what()).find("v9.h5"), std::string::npos);
   }
   {
-    h5::Writer w((dir / "other.h5").string());
+    io::hdf5::RowWriter w((dir / "other.h5").string());
     w.Attr("/", "format", std::string("facebatch-model"));
     w.Close();
   }

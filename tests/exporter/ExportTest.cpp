@@ -19,13 +19,13 @@
 
 #include "ModelTestUtil.h"
 #include "TestSupport.h"
-#include "batch/H5.h"
 #include "batch/ShardFile.h"
 #include "batch/ShardReader.h"
 #include "core/Error.h"
 #include "exporter/Export.h"
 #include "exporter/Maps.h"
 #include "exporter/Mesh.h"
+#include "io/Hdf5Rows.h"
 #include "model/FaceModel.h"
 #include "model/SyntheticTemplate.h"
 #include "render/Projection.h"
@@ -196,9 +196,9 @@ void WriteSyntheticShard(const std::string& path, const render::FaceTemplate& t)
   r.id = "synthetic/face";
   for (const auto& f : layout.fields) {
     const auto n = static_cast<size_t>(f.size());
-    if (f.kind == batch::h5::Kind::kString) r.strings[f.path] = "";
-    else if (f.kind == batch::h5::Kind::kFloat64) r.doubles[f.path] = std::vector<double>(n, 0.0);
-    else if (f.kind == batch::h5::Kind::kInt64 || f.kind == batch::h5::Kind::kUInt8) r.ints[f.path] = std::vector<int64_t>(n, 0);
+    if (f.dtype == io::hdf5::DType::kString) r.strings[f.path] = "";
+    else if (f.dtype == io::hdf5::DType::kFloat64) r.doubles[f.path] = std::vector<double>(n, 0.0);
+    else if (f.dtype == io::hdf5::DType::kInt64 || f.dtype == io::hdf5::DType::kUInt8) r.ints[f.path] = std::vector<int64_t>(n, 0);
     else r.floats[f.path] = std::vector<float>(n, 0.5f);
   }
   r.strings["/images/id"] = r.id;
@@ -626,7 +626,7 @@ TEST_F(Export, BadInputsNameTheFileAndTheProblem) {
   expect_error(o, noverts, "/maps/shape_residual");
   const auto v9 = (dir_->path() / "v9.h5").string();
   {
-    batch::h5::Writer w(v9);
+    io::hdf5::RowWriter w(v9);
     w.Attr("/", "format", std::string(batch::kShardFormat));
     w.Attr("/", "schema_version", int64_t{9});
     w.Close();

@@ -1,114 +1,61 @@
-#include "batch/H5.h"
-#include "batch/H5Id.h"
+#include "io/Hdf5Rows.h"
 
 #include <fcntl.h>
-#include <hdf5.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
+#include <limits>
 
 #include "core/Disk.h"
 #include "core/Error.h"
+#include "io/Hdf5Internal.h"
 
-namespace facebatch::batch::h5 {
+namespace facebatch::io::hdf5 {
 namespace {
 
-void Init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // No clean-up at exit: after a failed write (a full disk) HDF5's atexit handler tries to
-    // flush the half-closed file again and crashes; every file is closed explicitly.
-    H5dont_atexit();
-    H5open();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  });
-}
-
-
-hid_t StringType() {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
-  H5Tset_cset(t, H5T_CSET_UTF8);
-  return t;
-}
-
-hid_t HalfType() {
-  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
-  H5Tset_fields(t, 15, 10, 5, 0, 10);
-  H5Tset_size(t, 2);
-  H5Tset_ebias(t, 15);
-  H5Tset_precision(t, 16);
-  return t;
-}
-
-// File type (caller closes).
-hid_t FileType(Kind k) {
-  switch (k) {
-    case Kind::kFloat32: return H5Tcopy(H5T_IEEE_F32LE);
-    case Kind::kFloat16: return HalfType();
-    case Kind::kFloat64: return H5Tcopy(H5T_IEEE_F64LE);
-    case Kind::kInt64: return H5Tcopy(H5T_STD_I64LE);
-    case Kind::kUInt8: return H5Tcopy(H5T_STD_U8LE);
-    case Kind::kString: return StringType();
-  }
-  return -1;
-}
-
-[[noreturn]] void Fail(const std::string& file, const std::string& object, const std::string& problem) {
-  throw InputError(file, object.empty() ? problem : object + ": " + problem);
-}
-
-// A failed write says what is wrong with the file system (full, read-only) when it can tell.
-[[noreturn]] void WriteFail(const std::string& file, const std::string& object, const std::string& problem) {
-  Fail(file, object, problem + DiskDiagnosis(file));
-}
+using detail::Fail;
+using detail::Id;
+using detail::Init;
+using detail::NewStringType;
+using detail::WriteFail;
 
 std::vector<hsize_t> H(const std::vector<int64_t>& d) { return std::vector<hsize_t>(d.begin(), d.end()); }
 
-}  // namespace
-
-const char* KindName(Kind k) {
-  switch (k) {
-    case Kind::kFloat32: return "float32";
-    case Kind::kFloat16: return "float16";
-    case Kind::kFloat64: return "float64";
-    case Kind::kInt64: return "int64";
-    case Kind::kUInt8: return "uint8";
-    case Kind::kString: return "string";
-  }
-  return "?";
+// An existing attribute of that name goes first (H5Acreate2 refuses to replace one).
+void DropAttr(hid_t obj, const std::string& name) {
+  if (obj >= 0 && H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
 }
 
-int64_t Dataset::row_size() const {
+}  // namespace
+
+int64_t RowData::row_size() const {
   int64_t n = 1;
   for (size_t i = 1; i < dims.size(); ++i) n *= dims[i];
   return n;
 }
 
-Writer::Writer(const std::string& path) : path_(path) {
+RowWriter::RowWriter(const std::string& path, bool hdf5_1_8_format) : path_(path) {
   Init();
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
-  file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  H5Pclose(fapl);
+  Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (hdf5_1_8_format) H5Pset_libver_bounds(fapl.id, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+  file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id);
   if (file_ < 0) WriteFail(path, "", "cannot create the HDF5 file");
 }
 
-Writer::~Writer() {
+RowWriter::~RowWriter() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
-long long Writer::Open(const std::string& path) {
+long long RowWriter::OpenDataset(const std::string& path) {
   hid_t d = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
   if (d < 0) WriteFail(path_, path, "no such dataset");
   return d;
 }
 
-void Writer::Group(const std::string& path) {
+void RowWriter::Group(const std::string& path) {
   std::string cur;
   size_t pos = 1;
   while (pos <= path.size()) {
@@ -124,24 +71,26 @@ void Writer::Group(const std::string& path) {
   }
 }
 
-void Writer::Attr(const std::string& object, const std::string& name, const std::string& value) {
+void RowWriter::Attr(const std::string& object, const std::string& name, const std::string& value) {
   Id obj(H5Oopen(file_, object.c_str(), H5P_DEFAULT), H5Oclose);
-  Id type(StringType(), H5Tclose);
+  DropAttr(obj.id, name);
+  Id type(NewStringType(), H5Tclose);
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Id a(H5Acreate2(obj.id, name.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   const char* p = value.c_str();
   if (obj.id < 0 || a.id < 0 || H5Awrite(a.id, type.id, &p) < 0) WriteFail(path_, object, "cannot write attribute " + name);
 }
 
-void Writer::Attr(const std::string& object, const std::string& name, int64_t value) {
+void RowWriter::Attr(const std::string& object, const std::string& name, int64_t value) {
   Id obj(H5Oopen(file_, object.c_str(), H5P_DEFAULT), H5Oclose);
+  DropAttr(obj.id, name);
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Id a(H5Acreate2(obj.id, name.c_str(), H5T_STD_I64LE, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (obj.id < 0 || a.id < 0 || H5Awrite(a.id, H5T_NATIVE_INT64, &value) < 0)
     WriteFail(path_, object, "cannot write attribute " + name);
 }
 
-void Writer::Create(const std::string& path, Kind kind, const std::vector<int64_t>& dims, bool chunked) {
+void RowWriter::Create(const std::string& path, DType dtype, const std::vector<int64_t>& dims, bool chunked) {
   auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) Group(path.substr(0, slash));
   auto hd = H(dims);
@@ -157,14 +106,14 @@ void Writer::Create(const std::string& path, Kind kind, const std::vector<int64_
     H5Pset_shuffle(dcpl.id);
     H5Pset_deflate(dcpl.id, 4);
   }
-  Id type(FileType(kind), H5Tclose);
+  Id type(detail::NewFileType(dtype), H5Tclose);
   Id d(H5Dcreate2(file_, path.c_str(), type.id, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose);
   if (d.id < 0) WriteFail(path_, path, "cannot create dataset");
 }
 
-void Writer::WriteRows(const std::string& path, int64_t row, int64_t count, const void* data) {
+void RowWriter::WriteRows(const std::string& path, int64_t row, int64_t count, const void* data) {
   if (count == 0) return;
-  Id d(Open(path), H5Dclose);
+  Id d(OpenDataset(path), H5Dclose);
   Id fspace(H5Dget_space(d.id), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(fspace.id);
   std::vector<hsize_t> dims(rank);
@@ -182,16 +131,16 @@ void Writer::WriteRows(const std::string& path, int64_t row, int64_t count, cons
   if (H5Dwrite(d.id, mt, mspace.id, fspace.id, H5P_DEFAULT, data) < 0) WriteFail(path_, path, "cannot write rows");
 }
 
-void Writer::WriteStrings(const std::string& path, int64_t row, const std::vector<std::string>& values) {
+void RowWriter::WriteStrings(const std::string& path, int64_t row, const std::vector<std::string>& values) {
   if (values.empty()) return;
   std::vector<const char*> ptrs;
   for (const auto& s : values) ptrs.push_back(s.c_str());
-  Id d(Open(path), H5Dclose);
+  Id d(OpenDataset(path), H5Dclose);
   Id fspace(H5Dget_space(d.id), H5Sclose);
   hsize_t start = row, cnt = values.size();
   H5Sselect_hyperslab(fspace.id, H5S_SELECT_SET, &start, nullptr, &cnt, nullptr);
   Id mspace(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
-  Id type(StringType(), H5Tclose);
+  Id type(NewStringType(), H5Tclose);
   if (H5Dwrite(d.id, type.id, mspace.id, fspace.id, H5P_DEFAULT, ptrs.data()) < 0)
     WriteFail(path_, path, "cannot write strings");
 }
@@ -216,10 +165,10 @@ bool ChunkLayout(hid_t dataset, std::vector<hsize_t>& chunk, std::vector<H5Z_fil
 }
 }  // namespace
 
-bool Writer::CopyRowChunks(const Reader& src, const std::string& path, const std::vector<int64_t>& dst_rows) {
+bool RowWriter::CopyRowChunks(const RowReader& src, const std::string& path, const std::vector<int64_t>& dst_rows) {
   Id sd(H5Dopen2(src.file_, path.c_str(), H5P_DEFAULT), H5Dclose);
   if (sd.id < 0) Fail(src.path(), path, "missing dataset");
-  Id dd(Open(path), H5Dclose);
+  Id dd(OpenDataset(path), H5Dclose);
   std::vector<hsize_t> schunk, dchunk;
   std::vector<H5Z_filter_t> sfilters, dfilters;
   if (!ChunkLayout(sd.id, schunk, sfilters) || !ChunkLayout(dd.id, dchunk, dfilters)) return false;
@@ -256,7 +205,133 @@ bool Writer::CopyRowChunks(const Reader& src, const std::string& path, const std
   return true;
 }
 
-void Writer::Close() {
+namespace {
+
+// H5Aiterate2 callback: copies attribute `name` of `loc` to the object *data (a hid_t).
+herr_t CopyAttr(hid_t loc, const char* name, const H5A_info_t*, void* data) {
+  const hid_t dst = *static_cast<hid_t*>(data);
+  Id a(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
+  Id type(H5Aget_type(a.id), H5Tclose);
+  Id space(H5Aget_space(a.id), H5Sclose);
+  const hssize_t n = std::max<hssize_t>(H5Sget_simple_extent_npoints(space.id), 1);
+  std::vector<char> buf(static_cast<size_t>(n) * H5Tget_size(type.id));
+  if (H5Aread(a.id, type.id, buf.data()) < 0) return -1;
+  DropAttr(dst, name);
+  Id b(H5Acreate2(dst, name, type.id, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  herr_t e = b.id < 0 ? -1 : H5Awrite(b.id, type.id, buf.data());
+  if (H5Tdetect_class(type.id, H5T_VLEN) > 0 || H5Tis_variable_str(type.id) > 0)
+    H5Dvlen_reclaim(type.id, space.id, H5P_DEFAULT, buf.data());
+  return e;
+}
+
+// A link creation property list that creates missing parent groups.
+Id IntermediateGroups() {
+  Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.id, 1);
+  return lcpl;
+}
+
+// The dims of `total` rows of a dataset of `src`'s dims (dims [0] replaced).
+std::vector<hsize_t> TotalDims(hid_t src, int64_t total) {
+  Id space(H5Dget_space(src), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id);
+  std::vector<hsize_t> dims(std::max(rank, 1), 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+  dims[0] = static_cast<hsize_t>(total);
+  return dims;
+}
+
+}  // namespace
+
+void RowWriter::CopyRootAttributes(const RowReader& src) {
+  Id sroot(H5Gopen2(src.file_, "/", H5P_DEFAULT), H5Gclose);
+  Id droot(H5Gopen2(file_, "/", H5P_DEFAULT), H5Gclose);
+  hid_t dst = droot.id;
+  if (sroot.id < 0 || droot.id < 0 || H5Aiterate2(sroot.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, CopyAttr, &dst) < 0)
+    WriteFail(path_, "", "cannot copy the root attributes");
+}
+
+void RowWriter::CopyObject(const RowReader& src, const std::string& path) {
+  if (H5Ocopy(src.file_, path.c_str(), file_, path.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+    WriteFail(path_, "", "cannot copy " + path);
+}
+
+void RowWriter::CreateVirtual(const std::string& path, const RowReader& like, const std::vector<RowSource>& sources,
+                              int64_t total) {
+  Id sd(H5Dopen2(like.file_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (sd.id < 0) Fail(like.path(), path, "missing dataset");
+  Id type(H5Dget_type(sd.id), H5Tclose);
+  const std::vector<hsize_t> dims = TotalDims(sd.id, total);
+  const int rank = static_cast<int>(dims.size());
+  Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  // Rows no source maps (never, after the caller's checks) read as NaN rather than plausible zeros.
+  if (H5Tget_class(type.id) == H5T_FLOAT) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    H5Pset_fill_value(dcpl.id, H5T_NATIVE_DOUBLE, &nan);
+  }
+  for (const auto& s : sources) {
+    if (s.rows == 0) continue;
+    Id vspace(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
+    std::vector<hsize_t> start(rank, 0), count = dims;
+    start[0] = static_cast<hsize_t>(s.first_row);
+    count[0] = static_cast<hsize_t>(s.rows);
+    H5Sselect_hyperslab(vspace.id, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    Id sspace(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
+    if (H5Pset_virtual(dcpl.id, vspace.id, s.vds_name.c_str(), path.c_str(), sspace.id) < 0)
+      Fail(path_, path, "cannot map the rows of " + s.vds_name);
+  }
+  Id lcpl = IntermediateGroups();
+  Id space(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
+  Id d(H5Dcreate2(file_, path.c_str(), type.id, space.id, lcpl.id, dcpl.id, H5P_DEFAULT), H5Dclose);
+  if (d.id < 0) WriteFail(path_, path, "cannot create the virtual dataset");
+}
+
+void RowWriter::CreateConcatenated(const std::string& path, const RowReader& like, const std::vector<RowSource>& sources,
+                                   int64_t total) {
+  Id like_d(H5Dopen2(like.file_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (like_d.id < 0) Fail(like.path(), path, "missing dataset");
+  Id type(H5Dget_type(like_d.id), H5Tclose);
+  Id like_dcpl(H5Dget_create_plist(like_d.id), H5Pclose);
+  const std::vector<hsize_t> dims = TotalDims(like_d.id, total);
+  const int rank = static_cast<int>(dims.size());
+  auto maxdims = dims;
+  maxdims[0] = H5S_UNLIMITED;
+  Id lcpl = IntermediateGroups();
+  Id space(H5Screate_simple(rank, dims.data(), maxdims.data()), H5Sclose);
+  Id d(H5Dcreate2(file_, path.c_str(), type.id, space.id, lcpl.id, like_dcpl.id, H5P_DEFAULT), H5Dclose);
+  if (d.id < 0) WriteFail(path_, path, "cannot create the dataset");
+  hsize_t row_bytes = H5Tget_size(type.id);
+  for (size_t i = 1; i < dims.size(); ++i) row_bytes *= dims[i];
+  const bool vlen = H5Tis_variable_str(type.id) > 0;
+  // Blocks of at most 64 rows and 64 MiB.
+  const hsize_t block = std::max<hsize_t>(1, std::min<hsize_t>(64, (64u << 20) / std::max<hsize_t>(row_bytes, 1)));
+  for (const auto& s : sources) {
+    Id sf(H5Fopen(s.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (sf.id < 0) Fail(s.path, "", "cannot open");
+    Id sd(H5Dopen2(sf.id, path.c_str(), H5P_DEFAULT), H5Dclose);
+    if (sd.id < 0) Fail(s.path, path, "missing dataset");
+    Id sspace(H5Dget_space(sd.id), H5Sclose);
+    Id dspace(H5Dget_space(d.id), H5Sclose);
+    std::vector<char> buf;
+    for (hsize_t r = 0; r < static_cast<hsize_t>(s.rows); r += block) {
+      const hsize_t n = std::min<hsize_t>(block, s.rows - r);
+      std::vector<hsize_t> start(rank, 0), count = dims;
+      count[0] = n;
+      start[0] = r;
+      H5Sselect_hyperslab(sspace.id, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+      start[0] = static_cast<hsize_t>(s.first_row) + r;
+      H5Sselect_hyperslab(dspace.id, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+      Id mspace(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
+      buf.assign(n * row_bytes, 0);
+      if (H5Dread(sd.id, type.id, mspace.id, sspace.id, H5P_DEFAULT, buf.data()) < 0) Fail(s.path, path, "cannot read");
+      herr_t e = H5Dwrite(d.id, type.id, mspace.id, dspace.id, H5P_DEFAULT, buf.data());
+      if (vlen) H5Dvlen_reclaim(type.id, mspace.id, H5P_DEFAULT, buf.data());
+      if (e < 0) WriteFail(path_, path, "cannot write");
+    }
+  }
+}
+
+void RowWriter::Close() {
   if (file_ < 0) return;
   herr_t e = H5Fclose(file_);
   file_ = -1;
@@ -264,7 +339,7 @@ void Writer::Close() {
   SyncPath(path_);
 }
 
-Reader::Reader(const std::string& path) : path_(path) {
+RowReader::RowReader(const std::string& path) : path_(path) {
   Init();
   if (!std::filesystem::exists(path)) Fail(path, "", "no such file");
   if (H5Fis_hdf5(path.c_str()) <= 0) Fail(path, "", "not an HDF5 file");
@@ -272,11 +347,11 @@ Reader::Reader(const std::string& path) : path_(path) {
   if (file_ < 0) Fail(path, "", "cannot open (truncated or damaged HDF5 file)");
 }
 
-Reader::~Reader() {
+RowReader::~RowReader() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
-bool Reader::Exists(const std::string& path) const {
+bool RowReader::Exists(const std::string& path) const {
   // Check every prefix (H5Lexists fails on missing intermediate groups).
   size_t pos = 1;
   while (pos <= path.size()) {
@@ -288,23 +363,18 @@ bool Reader::Exists(const std::string& path) const {
   return true;
 }
 
-Info Reader::Describe(const std::string& path) const {
+RowInfo RowReader::Describe(const std::string& path) const {
   if (!Exists(path)) Fail(path_, path, "missing dataset");
   Id d(H5Dopen2(file_, path.c_str(), H5P_DEFAULT), H5Dclose);
   if (d.id < 0) Fail(path_, path, "not a dataset");
-  Info info;
+  RowInfo info;
   Id space(H5Dget_space(d.id), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.id);
   std::vector<hsize_t> dims(std::max(rank, 0));
   if (rank > 0) H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
   info.dims.assign(dims.begin(), dims.end());
   Id type(H5Dget_type(d.id), H5Tclose);
-  H5T_class_t cls = H5Tget_class(type.id);
-  size_t size = H5Tget_size(type.id);
-  if (cls == H5T_STRING) info.kind = Kind::kString;
-  else if (cls == H5T_INTEGER) info.kind = size == 1 ? Kind::kUInt8 : Kind::kInt64;
-  else if (cls == H5T_FLOAT) info.kind = size == 2 ? Kind::kFloat16 : size == 4 ? Kind::kFloat32 : Kind::kFloat64;
-  else Fail(path_, path, "unsupported element type");
+  if (type.id < 0 || !detail::MapType(type.id, &info.dtype)) Fail(path_, path, "unsupported element type");
   Id dcpl(H5Dget_create_plist(d.id), H5Pclose);
   if (H5Pget_layout(dcpl.id) == H5D_CHUNKED) {
     info.chunked = true;
@@ -325,16 +395,16 @@ Info Reader::Describe(const std::string& path) const {
   return info;
 }
 
-Dataset Reader::Read(const std::string& path) const {
-  const Info info = Describe(path);
+RowData RowReader::Read(const std::string& path) const {
+  const RowInfo info = Describe(path);
   return ReadRows(path, 0, info.dims.empty() ? 1 : info.dims[0]);
 }
 
-Dataset Reader::ReadRows(const std::string& path, int64_t row, int64_t count) const {
-  Info info = Describe(path);
-  Dataset out;
+RowData RowReader::ReadRows(const std::string& path, int64_t row, int64_t count) const {
+  const RowInfo info = Describe(path);
+  RowData out;
   out.dims = info.dims;
-  out.kind = info.kind;
+  out.dtype = info.dtype;
   const bool scalar = info.dims.empty();
   if (!scalar) {
     if (row < 0 || count < 0 || row + count > info.dims[0]) {
@@ -364,24 +434,25 @@ Dataset Reader::ReadRows(const std::string& path, int64_t row, int64_t count) co
     file_space = fspace.id;
     mem_space = mspace.id;
   }
-  switch (info.kind) {
-    case Kind::kFloat16:
-    case Kind::kFloat32:
+  switch (info.dtype) {
+    case DType::kFloat16:
+    case DType::kFloat32:
       out.f32.resize(n);
       e = H5Dread(d.id, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out.f32.data());
       break;
-    case Kind::kFloat64:
+    case DType::kFloat64:
       out.f64.resize(n);
       e = H5Dread(d.id, H5T_NATIVE_DOUBLE, mem_space, file_space, H5P_DEFAULT, out.f64.data());
       break;
-    case Kind::kInt64:
-    case Kind::kUInt8:
+    case DType::kInt32:
+    case DType::kInt64:
+    case DType::kUInt8:
       out.i64.resize(n);
       e = H5Dread(d.id, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT, out.i64.data());
       break;
-    case Kind::kString: {
+    case DType::kString: {
       std::vector<char*> ptrs(n, nullptr);
-      Id type(StringType(), H5Tclose);
+      Id type(NewStringType(), H5Tclose);
       e = H5Dread(d.id, type.id, mem_space, file_space, H5P_DEFAULT, ptrs.data());
       if (e >= 0) {
         for (auto* p : ptrs) out.strings.emplace_back(p ? p : "");
@@ -395,11 +466,11 @@ Dataset Reader::ReadRows(const std::string& path, int64_t row, int64_t count) co
   return out;
 }
 
-bool Reader::HasAttr(const std::string& object, const std::string& name) const {
+bool RowReader::HasAttr(const std::string& object, const std::string& name) const {
   return Exists(object == "/" ? "" : object) && H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
-std::vector<std::string> Reader::AttrNames(const std::string& object) const {
+std::vector<std::string> RowReader::AttrNames(const std::string& object) const {
   Id o(H5Oopen(file_, object.c_str(), H5P_DEFAULT), H5Oclose);
   if (o.id < 0) Fail(path_, object, "no such object");
   H5O_info_t info;
@@ -416,20 +487,20 @@ std::vector<std::string> Reader::AttrNames(const std::string& object) const {
   return names;
 }
 
-bool Reader::IsStringAttr(const std::string& object, const std::string& name) const {
+bool RowReader::IsStringAttr(const std::string& object, const std::string& name) const {
   if (!HasAttr(object, name)) Fail(path_, object, "missing attribute " + name);
   Id a(H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   Id t(H5Aget_type(a.id), H5Tclose);
   return H5Tget_class(t.id) == H5T_STRING;
 }
 
-std::string Reader::StringAttr(const std::string& object, const std::string& name) const {
+std::string RowReader::StringAttr(const std::string& object, const std::string& name) const {
   if (!HasAttr(object, name)) Fail(path_, object, "missing attribute " + name);
   Id a(H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   Id ftype(H5Aget_type(a.id), H5Tclose);
   if (H5Tget_class(ftype.id) != H5T_STRING) Fail(path_, object, "attribute " + name + " is not a string");
   if (H5Tis_variable_str(ftype.id) > 0) {
-    Id type(StringType(), H5Tclose);
+    Id type(NewStringType(), H5Tclose);
     char* p = nullptr;
     if (H5Aread(a.id, type.id, &p) < 0) Fail(path_, object, "cannot read attribute " + name);
     std::string s = p ? p : "";
@@ -444,7 +515,7 @@ std::string Reader::StringAttr(const std::string& object, const std::string& nam
   return s;
 }
 
-int64_t Reader::IntAttr(const std::string& object, const std::string& name) const {
+int64_t RowReader::IntAttr(const std::string& object, const std::string& name) const {
   if (!HasAttr(object, name)) Fail(path_, object, "missing attribute " + name);
   Id a(H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   Id ftype(H5Aget_type(a.id), H5Tclose);
@@ -472,4 +543,4 @@ void AtomicRename(const std::string& tmp, const std::string& final_path) {
   SyncPath(dir.empty() ? "." : dir.string());
 }
 
-}  // namespace facebatch::batch::h5
+}  // namespace facebatch::io::hdf5
