@@ -231,13 +231,21 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
   batch.M = m.normalisation().m_mean.to(device).view({1, 2, 4}).repeat({B, 1, 1});
   batch.L = m.normalisation().l_mean.to(device).view({1, 27}).repeat({B, 1});
   for (int64_t i = 0; i < B; ++i) batch.ids.push_back(std::to_string(i));
-  train::TrainOptions to;
+  train::TrainOptions to, encoder_to;
+  encoder_to.train_parts = "encoder";
+  // The encoder stage (--train-parts encoder) regresses latent targets: random codes here.
+  train::Batch encoder_batch = batch;
+  encoder_batch.code_shape = torch::randn({B, c.latent_shape}, opt);
+  encoder_batch.code_albedo = torch::randn({B, c.latent_albedo}, opt);
   torch::optim::Adam adam(m.parameters(), torch::optim::AdamOptions(1e-4));
-  auto step = [&](train::Phase phase) {
-    adam.zero_grad();
-    auto terms = train::ComputeObjective(m, batch, phase, to);
+  torch::optim::Adam encoder_adam(m.encoder_parameters(), torch::optim::AdamOptions(1e-4));
+  auto step = [&](train::Phase phase, bool encoder_only) {
+    auto& optimiser = encoder_only ? encoder_adam : adam;
+    optimiser.zero_grad();
+    auto terms = encoder_only ? train::ComputeObjective(m, encoder_batch, phase, encoder_to)
+                              : train::ComputeObjective(m, batch, phase, to);
     terms.Mean().backward();
-    adam.step();
+    optimiser.step();
   };
   // The decoders alone, forward + backward with the weights' gradients, at the same batch.
   auto reference = [&] {
@@ -255,16 +263,19 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
   };
   const double ref = reference();
   std::vector<TrainRun> out;
-  for (const auto phase : {train::Phase::kPretrain, train::Phase::kFull}) {
+  for (const std::string name : {"pretrain", "full", "encoder"}) {
+    const auto phase = name == "full" ? train::Phase::kFull : train::Phase::kPretrain;
+    const bool encoder_only = name == "encoder";  // pre-training of the encoder alone (the encoder stage)
+    m.train(true, !encoder_only);
     TrainRun tr;
-    tr.phase = phase == train::Phase::kPretrain ? "pretrain" : "full";
+    tr.phase = name;
     tr.threads = threads;
     tr.batch = static_cast<int>(B);
     tr.steps = o.train_steps;
     std::vector<CountedOp> gemms;
     {
       FlopCounter counter;  // also the warm-up step
-      step(phase);
+      step(phase, encoder_only);
       gemms = counter.ops();
     }
     for (const auto& g : gemms) tr.flops_per_step += g.flops;
@@ -272,7 +283,7 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
     for (int k = 0; k < o.train_steps; ++k) {
       Sync(device);
       const auto t0 = Clock::now();
-      step(phase);
+      step(phase, encoder_only);
       Sync(device);
       times.push_back(Seconds(t0, Clock::now()));
     }

@@ -41,7 +41,7 @@ struct BenchOptions {
   /// images/s a user of `facebatch fit` gets (0: skip; the paper preset takes minutes per batch).
   int default_fit_batches = 1;
   /// --train-steps N: after the fit runs, N timed `facebatch train` steps per phase (supervised
-  /// pre-training, the full objective; after one warm-up step) at --train-batch, at the most
+  /// pre-training, the full objective, the encoder stage's pre-training; after one warm-up step) at --train-batch, at the most
   /// threads: steps/s, images/s, counted FLOPs and their sgemm fraction (0: skip).
   int train_steps = 2;
   int train_batch = 8;               ///< --train-batch (the demo recipe's batch)
@@ -107,7 +107,7 @@ struct DefaultFitRun {
 
 /// One training phase's step (BenchOptions::train_steps).
 struct TrainRun {
-  std::string phase;                 ///< pretrain | full
+  std::string phase;                 ///< pretrain | full | encoder (pre-training of the encoder alone, --train-parts encoder)
   int threads = 0, batch = 0, steps = 0;
   double seconds_per_step = 0;       ///< median of the timed steps: objective, backward, Adam
   double steps_per_second = 0, images_per_second = 0;

@@ -30,7 +30,7 @@ int RunBenchCommand(int argc, char** argv) {
       ("threads", po::value(&o.threads)->default_value(o.threads), "max (1, 2, 4, ... up to all cores) or a comma list, e.g. 1,2")
       ("samples", po::value(&o.samples)->default_value(o.samples), "corpus directory of the images (\"\": the bundled samples/300W-LP)")
       ("default-fit-batches", po::value(&o.default_fit_batches)->default_value(o.default_fit_batches), "batches then fitted with the `facebatch fit` defaults (schedule, early exit) at the most threads: images/s at the defaults (0: skip)")
-      ("train-steps", po::value(&o.train_steps)->default_value(o.train_steps), "timed `facebatch train` steps per phase (pre-training, full objective) at --train-batch, at the most threads (0: skip)")
+      ("train-steps", po::value(&o.train_steps)->default_value(o.train_steps), "timed `facebatch train` steps per phase (pre-training, full objective, the encoder stage) at --train-batch, at the most threads (0: skip)")
       ("train-batch", po::value(&o.train_batch)->default_value(o.train_batch), "images per training step")
       ("levers", po::value(&o.levers)->default_value(o.levers), "1: measure the inference levers one by one (decoders' forward + backward at each cumulative setting) and a joint fit iteration at each, then the fit at its defaults with every lever off and with the default levers, alternating (0: skip)")
       ("json", po::value(&o.json)->default_value(o.json), "also write the report as JSON to this file");
