@@ -26,6 +26,14 @@ if [ ! -f "$WORK/train-demo/model.h5" ]; then
   "$FB" train --config pipelines/train-demo.ini --manifest "$WORK/synth-300wlp.jsonl" --preset demo \
     --out "$WORK/train-demo" "$@"
 fi
+# Stage 2 resumes only from its own checkpoint: a --resume meant for stage 1 is dropped when
+# stage 2 has not started yet.
+stage2_args=()
+for a in "$@"; do
+  if [ "$a" = "--resume" ] && [ ! -f "$WORK/train-demo-encoder/checkpoint/state.json" ]; then continue; fi
+  stage2_args+=("$a")
+done
 "$FB" train --config pipelines/train-demo-encoder.ini --manifest "$WORK/synth-300wlp.jsonl" \
-  --model-in "$WORK/train-demo/model.h5" --latent-targets "$WORK/train-demo" --out "$WORK/train-demo-encoder" "$@"
+  --model-in "$WORK/train-demo/model.h5" --latent-targets "$WORK/train-demo" --out "$WORK/train-demo-encoder" \
+  ${stage2_args[@]+"${stage2_args[@]}"}
 echo "default model: $WORK/train-demo-encoder/model.h5 (copy to samples/models/default.h5 with its provenance)"
