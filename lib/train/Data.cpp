@@ -82,23 +82,21 @@ Sample Dataset::Load(int64_t i, int64_t position) const {
   cv::Mat bgr = io::LoadImageBgr((fs::path(root_) / item.image).string());
   io::Crop crop = io::CropFace(bgr, item.landmarks, image_size_);
   const bool augment = augmentation_.enabled() && position >= 0;
-  double gains[3] = {1, 1, 1};
+  at::Tensor gains;  // [3] per-channel gains of the augmented image (and of L's channels)
   if (augment) {
     uint64_t state = augmentation_seed_ * 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(position) + 0x5851f42d4c957f2dull);
     const auto& a = augmentation_;
     const double S = image_size_, c = (S - 1) / 2;
-    const double scale = 1 + a.scale * Symmetric(state), angle = a.rotation * Symmetric(state) * CV_PI / 180;
+    const double scale = 1 + a.scale * Symmetric(state), degrees = a.rotation * Symmetric(state);
     const double tx = a.shift * S * Symmetric(state), ty = a.shift * S * Symmetric(state);
-    for (double& g : gains) g = 1 + a.gain * Symmetric(state);
-    // J(x) = s R (x - c) + c + t about the crop centre; the crop becomes J T.
-    const double ca = scale * std::cos(angle), sa = scale * std::sin(angle);
-    const cv::Matx23d J(ca, -sa, c - ca * c + sa * c + tx, sa, ca, c - sa * c - ca * c + ty);
+    gains = torch::tensor({1 + a.gain * Symmetric(state), 1 + a.gain * Symmetric(state), 1 + a.gain * Symmetric(state)},
+                          torch::kFloat);
+    // J = s R(degrees) about the crop centre, then a translation; the crop becomes J T.
+    // (OpenCV's angle turns the other way round: -degrees keeps the default model's draws.)
+    cv::Matx23d J = cv::getRotationMatrix2D(cv::Point2f(float(c), float(c)), -degrees, scale);
+    J(0, 2) += tx, J(1, 2) += ty;
     const cv::Matx23d& T = crop.original_to_crop;
-    cv::Matx23d JT;
-    for (int r = 0; r < 2; ++r) {
-      for (int k = 0; k < 3; ++k) JT(r, k) = J(r, 0) * T(0, k) + J(r, 1) * T(1, k);
-      JT(r, 2) += J(r, 2);
-    }
+    const cv::Matx23d JT = J * cv::Matx33d(T(0, 0), T(0, 1), T(0, 2), T(1, 0), T(1, 1), T(1, 2), 0, 0, 1);
     crop.original_to_crop = JT;
     crop.crop_to_original = io::InvertAffine(JT);
     cv::warpAffine(bgr, crop.image, cv::Mat(JT), cv::Size(image_size_, image_size_), cv::INTER_LINEAR,
@@ -108,8 +106,7 @@ Sample Dataset::Load(int64_t i, int64_t position) const {
   cv::Mat rgb = io::BgrToLinearRgb(crop.image);
   if (!rgb.isContinuous()) rgb = rgb.clone();
   s.image = torch::from_blob(rgb.data, {image_size_, image_size_, 3}, torch::kFloat).permute({2, 0, 1}).clone();
-  if (augment && (gains[0] != 1 || gains[1] != 1 || gains[2] != 1))
-    s.image *= torch::tensor({gains[0], gains[1], gains[2]}, torch::kFloat).view({3, 1, 1});
+  if (augment && augmentation_.gain > 0) s.image *= gains.view({3, 1, 1});
   std::vector<float> pts;
   for (const auto& p : crop.landmarks.points) pts.push_back(static_cast<float>(p.x)), pts.push_back(static_cast<float>(p.y));
   s.landmarks = torch::tensor(pts).view({-1, 2});
@@ -120,7 +117,7 @@ Sample Dataset::Load(int64_t i, int64_t position) const {
     s.albedo_uv = gt_->albedo_uv[row];
     s.M = TargetProjection(row, crop.original_to_crop);
     s.L = gt_->L[row];
-    if (augment) s.L = s.L * torch::tensor({gains[0], gains[1], gains[2]}, torch::kFloat).repeat_interleave(9).to(s.L.scalar_type());
+    if (augment && augmentation_.gain > 0) s.L = s.L * gains.repeat_interleave(9).to(s.L.scalar_type());
   } else {
     s.shape_uv = torch::zeros({3, uv_rows_, uv_cols_});
     s.albedo_uv = torch::zeros({3, uv_rows_, uv_cols_});
