@@ -68,6 +68,39 @@ void BM_RasteriseForward(benchmark::State& state) {
 }
 BENCHMARK(BM_RasteriseForward)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
+// The template's own mean face (no per-vertex noise), as the fit renders a decoded
+// face: paper UV grid (192 x 224) or the demo preset's (96 x 112, the bundled
+// model's), same poses. Args: threads, 0 = paper / 1 = demo grid.
+struct MeshScene {
+  at::Tensor triangles, screen, depth;
+};
+
+MeshScene TemplateScene(int rows, int cols) {
+  auto t = DefaultTemplate(rows, cols);
+  auto S = VerticesFromUVMap(t.topology, t.mean_shape.unsqueeze(0)).expand({kBatch, -1, -1}).contiguous();
+  torch::manual_seed(0);
+  auto yaw = torch::linspace(-1.0, 1.0, kBatch), pitch = 0.1 * torch::randn({kBatch}), roll = 0.1 * torch::randn({kBatch});
+  auto M = ComposeM(torch::full({kBatch}, 10.0f), RotationFromPoseAngles(pitch, yaw, roll), torch::full({kBatch, 2}, 111.5f));
+  return MeshScene{t.topology.triangles.contiguous(), ProjectVertices(M, S).contiguous(), VertexDepth(M, S).contiguous()};
+}
+
+const MeshScene& GetTemplateScene(int which) {
+  static const MeshScene scenes[2] = {TemplateScene(192, 224), TemplateScene(96, 112)};
+  return scenes[which];
+}
+
+void BM_RasteriseTemplate(benchmark::State& state) {
+  const auto& s = GetTemplateScene(static_cast<int>(state.range(1)));
+  SetThreads(state);
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, state.range(0));
+  for (auto _ : state) {
+    auto out = Rasterise(s.screen, s.depth, s.triangles, RasterOptions{});
+    benchmark::DoNotOptimize(out.triangle_id.data_ptr<int64_t>());
+  }
+  PerImage(state);
+}
+BENCHMARK(BM_RasteriseTemplate)->ArgsProduct({{1, 2}, {0, 1}})->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
 void BM_RenderForward(benchmark::State& state) {
   const auto& s = GetScene();
   SetThreads(state);

@@ -61,7 +61,8 @@ struct FitJobSummary {
   /// Per-stage split, seconds summed over the threads doing it: "load" (image decode + crop,
   /// loader), "encode", "iterations" (the optimiser loop), "finish" (final decode, render,
   /// metrics; fit workers), "records" (results to shard records, workers), "write" (the HDF5
-  /// writer: part files and consolidation).
+  /// writer: part files and consolidation), "consolidate" (the part of "write" after the fit:
+  /// the shard file's last part, closing; the other parts are consolidated beside the fit).
   std::map<std::string, double> stage_seconds;
   double peak_rss_mib = 0;      ///< peak resident set size of the process at the end (getrusage)
   int ExitCode() const;         ///< kExitOk, kExitSomeFailed or kExitIncomplete

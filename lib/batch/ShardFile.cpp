@@ -193,56 +193,79 @@ void WriteShardFile(const std::string& path, const ShardHeader& header, const Sh
   w.Close();
 }
 
-void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
-                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
-                           bool copy_chunks) {
-  const int64_t n = static_cast<int64_t>(order.size());
-  io::hdf5::RowWriter w(path);
-  WriteHeader(w, header, layout, n);
-  for (const auto& part : parts) {
-    io::hdf5::RowReader r(part);
-    std::vector<int64_t> rows;
-    for (const auto& id : r.Read("/images/id").strings) {
-      auto it = order.find(id);
-      if (it == order.end()) throw InputError(part, "image '" + id + "' is not in this shard");
-      rows.push_back(it->second);
-    }
-    for (const auto& f : layout.fields) {
-      // The part's compressed chunks are copied as they are (no decompression and recompression:
-      // the bulk of the cost); only strings and unexpected layouts go through memory.
-      if (f.dtype != DType::kString) {
-        const auto info = r.Describe(f.path);
-        int64_t row_size = 1;
-        for (size_t i = 1; i < info.dims.size(); ++i) row_size *= info.dims[i];
-        if (info.dims.empty() || info.dims[0] != static_cast<int64_t>(rows.size()) || row_size != f.size())
-          throw InputError(part, f.path + ": unexpected dims");
-        if (copy_chunks && w.CopyRowChunks(r, f.path, rows)) continue;
-      }
-      auto d = r.Read(f.path);
-      if (d.rows() != static_cast<int64_t>(rows.size()) || d.row_size() != f.size())
+ShardConsolidation::ShardConsolidation(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
+                                       std::map<std::string, int64_t> order, bool copy_chunks)
+    : path_(path), layout_(layout), order_(std::move(order)), added_(order_.size(), false), copy_chunks_(copy_chunks) {
+  writer_ = std::make_unique<io::hdf5::RowWriter>(path);
+  WriteHeader(*writer_, header, layout, static_cast<int64_t>(order_.size()));
+}
+
+ShardConsolidation::~ShardConsolidation() = default;
+
+void ShardConsolidation::Add(const std::string& part) {
+  if (!writer_) throw Error("ShardConsolidation::Add: " + path_ + " is already closed");
+  io::hdf5::RowReader r(part);
+  std::vector<int64_t> rows;
+  for (const auto& id : r.Read("/images/id").strings) {
+    auto it = order_.find(id);
+    if (it == order_.end()) throw InputError(part, "image '" + id + "' is not in this shard");
+    if (added_[static_cast<size_t>(it->second)]) throw InputError(part, "image '" + id + "' is also in another part");
+    rows.push_back(it->second);
+  }
+  auto& w = *writer_;
+  for (const auto& f : layout_.fields) {
+    // The part's compressed chunks are copied as they are (no decompression and recompression:
+    // the bulk of the cost); only strings and unexpected layouts go through memory.
+    if (f.dtype != DType::kString) {
+      const auto info = r.Describe(f.path);
+      int64_t row_size = 1;
+      for (size_t i = 1; i < info.dims.size(); ++i) row_size *= info.dims[i];
+      if (info.dims.empty() || info.dims[0] != static_cast<int64_t>(rows.size()) || row_size != f.size())
         throw InputError(part, f.path + ": unexpected dims");
-      const int64_t k = f.size();
-      for (size_t i = 0; i < rows.size(); ++i) {
-        if (f.dtype == DType::kString) {
-          // A run of consecutive shard rows in one write.
-          size_t j = i;
-          while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1) ++j;
-          w.WriteStrings(f.path, rows[i], std::vector<std::string>(d.strings.begin() + i, d.strings.begin() + j + 1));
-          i = j;
-        } else if (IsFloat(f.dtype)) {
-          w.WriteRows(f.path, rows[i], 1, d.f32.data() + i * k);
-        } else if (f.dtype == DType::kFloat64) {
-          w.WriteRows(f.path, rows[i], 1, d.f64.data() + i * k);
-        } else if (f.dtype == DType::kUInt8) {
-          std::vector<uint8_t> u(d.i64.begin() + i * k, d.i64.begin() + (i + 1) * k);
-          w.WriteRows(f.path, rows[i], 1, u.data());
-        } else {
-          w.WriteRows(f.path, rows[i], 1, d.i64.data() + i * k);
-        }
+      if (copy_chunks_ && w.CopyRowChunks(r, f.path, rows)) continue;
+    }
+    auto d = r.Read(f.path);
+    if (d.rows() != static_cast<int64_t>(rows.size()) || d.row_size() != f.size())
+      throw InputError(part, f.path + ": unexpected dims");
+    const int64_t k = f.size();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (f.dtype == DType::kString) {
+        // A run of consecutive shard rows in one write.
+        size_t j = i;
+        while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1) ++j;
+        w.WriteStrings(f.path, rows[i], std::vector<std::string>(d.strings.begin() + i, d.strings.begin() + j + 1));
+        i = j;
+      } else if (IsFloat(f.dtype)) {
+        w.WriteRows(f.path, rows[i], 1, d.f32.data() + i * k);
+      } else if (f.dtype == DType::kFloat64) {
+        w.WriteRows(f.path, rows[i], 1, d.f64.data() + i * k);
+      } else if (f.dtype == DType::kUInt8) {
+        std::vector<uint8_t> u(d.i64.begin() + i * k, d.i64.begin() + (i + 1) * k);
+        w.WriteRows(f.path, rows[i], 1, u.data());
+      } else {
+        w.WriteRows(f.path, rows[i], 1, d.i64.data() + i * k);
       }
     }
   }
-  w.Close();
+  for (int64_t row : rows) added_[static_cast<size_t>(row)] = true;
+  rows_added_ += static_cast<int64_t>(rows.size());
+}
+
+void ShardConsolidation::Close() {
+  if (!writer_) return;
+  if (rows_added_ != rows())
+    throw Error("ShardConsolidation::Close: " + path_ + ": " + std::to_string(rows_added_) + " of " +
+                std::to_string(rows()) + " images added");
+  writer_->Close();
+  writer_.reset();
+}
+
+void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
+                           const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
+                           bool copy_chunks) {
+  ShardConsolidation consolidation(path, header, layout, order, copy_chunks);
+  for (const auto& part : parts) consolidation.Add(part);
+  consolidation.Close();
 }
 
 std::vector<std::string> ReadShardIds(const std::string& path) {

@@ -5,6 +5,7 @@
 // plugins). Part files (crash safety, see ShardWriter.h) use the same layout.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -70,11 +71,40 @@ struct ShardHeader {
 void WriteShardFile(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
                     const std::vector<ImageRecord>& records);
 
-/// Writes `path` from the images of `parts` (files of the same layout), each
-/// image at row order.at(id) (every id of every part must be in `order`, and
-/// `order` must be a permutation of 0..n-1). Memory: one part at a time. With `copy_chunks`
-/// the numeric datasets' compressed chunks are copied as stored (io::hdf5::RowWriter::CopyRowChunks);
-/// false decompresses and recompresses every row (the same file content; the benchmark's baseline).
+/// Builds the shard file at `path` from part files (of the same layout) one part at a
+/// time: each image goes to row order.at(id) (every id of every part must be in `order`,
+/// at most once, and `order` must be a permutation of 0..n-1). The fit job adds each part
+/// as it closes, so the consolidation runs beside the fit and only the last part is left
+/// when it ends. Memory: one part at a time. With `copy_chunks` the numeric datasets'
+/// compressed chunks are copied as stored (io::hdf5::RowWriter::CopyRowChunks); false
+/// decompresses and recompresses every row (the same file content; the benchmark's baseline).
+/// Not atomic: callers write to a .tmp and rename after Close().
+class ShardConsolidation {
+ public:
+  ShardConsolidation(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
+                     std::map<std::string, int64_t> order, bool copy_chunks = true);
+  ~ShardConsolidation();
+  ShardConsolidation(const ShardConsolidation&) = delete;
+  ShardConsolidation& operator=(const ShardConsolidation&) = delete;
+  /// Copies the images of one part file to their rows (InputError naming the part for an
+  /// id outside the shard, one already added, or a dataset of unexpected dims).
+  void Add(const std::string& part);
+  int64_t rows_added() const { return rows_added_; }
+  int64_t rows() const { return static_cast<int64_t>(order_.size()); }
+  /// Closes and fsyncs the file; every row must have been added.
+  void Close();
+
+ private:
+  std::string path_;
+  ShardLayout layout_;
+  std::map<std::string, int64_t> order_;
+  std::vector<bool> added_;
+  int64_t rows_added_ = 0;
+  bool copy_chunks_;
+  std::unique_ptr<io::hdf5::RowWriter> writer_;
+};
+
+/// The whole consolidation in one call: ShardConsolidation over `parts`, then Close().
 void ConsolidateShardFiles(const std::string& path, const ShardHeader& header, const ShardLayout& layout,
                            const std::vector<std::string>& parts, const std::map<std::string, int64_t>& order,
                            bool copy_chunks = true);

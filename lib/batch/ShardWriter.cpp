@@ -55,9 +55,18 @@ std::string IdsHash(const std::vector<std::string>& ids) {
 ShardWriter::ShardWriter(ShardPaths paths, ShardHeader header, ShardLayout layout, int part_size)
     : paths_(std::move(paths)), header_(std::move(header)), layout_(std::move(layout)), part_size_(part_size) {}
 
+ShardWriter::~ShardWriter() {
+  if (!consolidation_) return;
+  consolidation_.reset();  // an interrupted or failed run: a rerun begins it again from the parts
+  std::error_code ec;
+  fs::remove(paths_.file() + ".tmp", ec);
+}
+
 bool ShardWriter::Complete() const { return fs::exists(paths_.file()) && fs::exists(paths_.done()); }
 
 void ShardWriter::RemoveAll() {
+  consolidation_.reset();
+  consolidated_parts_.clear();
   std::error_code ec;
   fs::remove(paths_.done(), ec);
   fs::remove(paths_.file(), ec);
@@ -117,6 +126,43 @@ void ShardWriter::Flush() {
   written_ += static_cast<int64_t>(buffer_.size());
   log::Debug("wrote {} ({} images)", final_path, buffer_.size());
   buffer_.clear();
+  if (consolidation_) {
+    try {
+      consolidation_->Add(final_path);
+      consolidated_parts_.insert(final_path);
+    } catch (const std::exception& e) {
+      AbandonConsolidation(e.what());
+    }
+  }
+}
+
+void ShardWriter::BeginConsolidation(const std::vector<std::string>& shard_ids) {
+  consolidation_.reset();
+  consolidated_parts_.clear();
+  const auto tmp = paths_.file() + ".tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);  // left by a killed run: rebuilt from the parts
+  std::map<std::string, int64_t> order;
+  for (size_t i = 0; i < shard_ids.size(); ++i) order[shard_ids[i]] = static_cast<int64_t>(i);
+  try {
+    consolidation_ = std::make_unique<ShardConsolidation>(tmp, header_, layout_, std::move(order));
+    consolidation_ids_ = shard_ids;
+    for (const auto& part : PartFiles()) {
+      consolidation_->Add(part);
+      consolidated_parts_.insert(part);
+    }
+  } catch (const std::exception& e) {
+    AbandonConsolidation(e.what());
+  }
+}
+
+void ShardWriter::AbandonConsolidation(const std::string& why) {
+  log::Warn("{}: consolidating the parts beside the fit failed ({}); they are kept and consolidated at the end",
+            paths_.file(), why);
+  consolidation_.reset();
+  consolidated_parts_.clear();
+  std::error_code ec;
+  fs::remove(paths_.file() + ".tmp", ec);
 }
 
 std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string>& shard_ids) {
@@ -126,9 +172,23 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
   const auto parts = PartFiles();
   const auto tmp = paths_.file() + ".tmp";
   try {
-    ConsolidateShardFiles(tmp, header_, layout_, parts, order);
+    // What was consolidated beside the fit is used when it holds exactly these parts
+    // for these ids; otherwise (never begun, abandoned, other ids) all of it is done now.
+    const bool incremental = consolidation_ && consolidation_ids_ == shard_ids &&
+                             std::set<std::string>(parts.begin(), parts.end()) == consolidated_parts_ &&
+                             consolidation_->rows_added() == consolidation_->rows();
+    if (incremental) {
+      consolidation_->Close();
+      consolidation_.reset();
+    } else {
+      consolidation_.reset();
+      ConsolidateShardFiles(tmp, header_, layout_, parts, order);
+    }
+    consolidated_parts_.clear();
     io::hdf5::AtomicRename(tmp, paths_.file());
   } catch (...) {
+    consolidation_.reset();
+    consolidated_parts_.clear();
     std::error_code ec;
     fs::remove(tmp, ec);  // the parts stay: a rerun consolidates them again
     throw;

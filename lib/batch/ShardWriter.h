@@ -7,11 +7,14 @@
 //                              written as part-KKKKKK.h5.tmp, fsynced, renamed
 //   base.h5                    the consolidated shard (written as .tmp, renamed)
 //   base.done.json             completion marker (counts by status, ids hash), written LAST
-// Order on completion: consolidate -> rename base.h5 -> write base.done.json ->
-// delete base.parts. A kill at any moment loses at most the unflushed images:
+// Consolidation runs beside the fit: once the shard's ids are known
+// (BeginConsolidation), every part is copied into base.h5.tmp as it closes, so
+// on completion only the last part is left to copy. Order on completion:
+// consolidate -> rename base.h5 -> write base.done.json -> delete base.parts. A kill at any moment loses at most the unflushed images:
 // on restart the ids of every closed part are skipped; a base.h5 without its
 // marker is rebuilt from the parts (which still exist then).
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,8 +66,15 @@ class ShardWriter {
   void Add(ImageRecord record);
   /// Writes the buffered records (if any) as a closed part.
   void Flush();
+  ~ShardWriter();
+  /// Opens base.h5.tmp for the shard's images in the order of `shard_ids` and copies
+  /// every closed part into it; from then on each part is copied as it closes. Best
+  /// effort: a failure (logged) leaves the parts as they are and Finish consolidates
+  /// them all at the end instead.
+  void BeginConsolidation(const std::vector<std::string>& shard_ids);
   /// Consolidates every part into base.h5 in the order of `shard_ids` (which
-  /// must all be done), writes the marker, deletes the parts. Returns counts by status.
+  /// must all be done; what BeginConsolidation already copied is not copied
+  /// again), writes the marker, deletes the parts. Returns counts by status.
   std::map<std::string, int64_t> Finish(const std::vector<std::string>& shard_ids);
   int64_t written() const { return written_; }
   const ShardPaths& paths() const { return paths_; }
@@ -78,6 +88,10 @@ class ShardWriter {
   int next_part_ = 0;
   int64_t written_ = 0;
   std::vector<ImageRecord> buffer_;
+  void AbandonConsolidation(const std::string& why);
+  std::unique_ptr<ShardConsolidation> consolidation_;  ///< open while parts are copied as they close
+  std::vector<std::string> consolidation_ids_;         ///< the shard's ids it was opened for
+  std::set<std::string> consolidated_parts_;           ///< part files already in it
 };
 
 }  // namespace facebatch::batch

@@ -164,8 +164,17 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   auto done = w.DoneIds();
   EXPECT_EQ(done, (std::set<std::string>{"b", "e"}));
   EXPECT_FALSE(fs::exists(fs::path(paths.parts()) / "part-000009.h5.tmp"));
+  // Consolidation beside the fit: a killed run's half-written shard file is replaced, the
+  // closed part is copied at once and each new part as it closes.
+  const auto tmp = paths.file() + ".tmp";
+  WriteFile(tmp, "half-written by a killed run");
+  w.BeginConsolidation(ids);
+  EXPECT_GT(fs::file_size(tmp), 100u);
   for (int i : {0, 2, 3}) w.Add(record(i));
+  EXPECT_TRUE(fs::exists(tmp));
+  EXPECT_FALSE(fs::exists(paths.file()));
   auto counts = w.Finish(ids);
+  EXPECT_FALSE(fs::exists(tmp));
   EXPECT_EQ(counts["ok"], 4);
   EXPECT_EQ(counts["failed"], 1);
   EXPECT_EQ(counts["failed:missing_image"], 1);
