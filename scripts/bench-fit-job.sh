@@ -8,7 +8,8 @@
 # fitter's busy fraction and the job's per-stage split for both.
 #
 #   scripts/bench-fit-job.sh [BINARY] [WORK]
-#   env: COUNT (1000), SMALL (10), STEPS (2: memory does not depend on it), BATCH (4), THREADS (0 = all)
+#   env: COUNT (1000), SMALL (10), STEPS (2: memory does not depend on it), SCHEDULE (joint: nor on
+#        this; coarse-to-fine adds 30 appearance iterations per image), BATCH (4), THREADS (0 = all)
 # The corpus and model in WORK are reused by later runs; the fits are redone (--overwrite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ WORK=${2:-${TMPDIR:-/tmp}/facebatch-bench-fit-job}
 COUNT=${COUNT:-1000}
 SMALL=${SMALL:-10}
 STEPS=${STEPS:-2}
+SCHEDULE=${SCHEDULE:-joint}
 BATCH=${BATCH:-4}
 THREADS=${THREADS:-0}
 mkdir -p "$WORK"
@@ -29,13 +31,13 @@ fi
 run() {  # run NAME SHARD
   local name=$1 shard=$2
   /usr/bin/time -v "$BIN" fit --manifest "$WORK/corpus.jsonl" --model "$WORK/demo.h5" --out "$WORK/fit-$name" \
-    --shard "$shard" --steps "$STEPS" --batch "$BATCH" --threads "$THREADS" --progress log --overwrite \
+    --shard "$shard" --schedule "$SCHEDULE" --steps "$STEPS" --batch "$BATCH" --threads "$THREADS" --progress log --overwrite \
     >"$WORK/fit-$name.out" 2>"$WORK/fit-$name.log" || { tail -20 "$WORK/fit-$name.log"; return 1; }
 }
 run small "0/$((COUNT / SMALL))"
 run large "0/1"
 
-echo "fit job, demo preset (untrained), --steps $STEPS --batch $BATCH --threads $THREADS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "fit job, demo preset (untrained), --schedule $SCHEDULE --steps $STEPS --batch $BATCH --threads $THREADS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-7s %8s %14s %10s %8s  %s\n' shard images "peak RSS MiB" "wall s" busy "per-stage split (s, summed over threads)"
 for name in small large; do
   log="$WORK/fit-$name.log"

@@ -42,6 +42,14 @@ TEST(TrainCli, CommittedPipelinesParse) {
                 "--out", (dir / "o").string(), "--device", "cpu"});
     EXPECT_EQ(r.exit_code, 1) << f << "\n" << r.output;
   }
+  // The default model's encoder stages (2 and 3).
+  for (const char* f : {"train-demo-encoder.ini", "train-demo-encoder-stage3.ini"}) {
+    r = RunCli({"train", "--config", root + f, "--manifest", (dir / "none.jsonl").string(), "--model-in",
+                FACEBATCH_SAMPLES "/models/default.h5", "--latent-targets", (dir / "targets").string(), "--out",
+                (dir / "o").string()});
+    EXPECT_EQ(r.exit_code, 1) << f << "\n" << r.output;
+    EXPECT_NE(r.output.find("none.jsonl"), std::string::npos) << f << "\n" << r.output;
+  }
 }
 
 }  // namespace
