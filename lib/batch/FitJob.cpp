@@ -527,6 +527,8 @@ FitJobSummary RunFitJob(const FitJobOptions& o) {
   const double wall = Since(t_pipeline);
   progress.Finish();
   auto tf = Clock::now();
+  // Stopped early: no shard file this run, its parts are what a rerun resumes from.
+  if (error || g_stop.load()) writer.CancelConsolidation();
   if (!error) writer.Flush();  // after a failed write the first error is the one to report
   write_seconds += Since(tf);
   if (error) {

@@ -206,10 +206,13 @@ void ShardConsolidation::Add(const std::string& part) {
   if (!writer_) throw Error("ShardConsolidation::Add: " + path_ + " is already closed");
   io::hdf5::RowReader r(part);
   std::vector<int64_t> rows;
+  std::vector<bool> in_part(order_.size(), false);
   for (const auto& id : r.Read("/images/id").strings) {
     auto it = order_.find(id);
     if (it == order_.end()) throw InputError(part, "image '" + id + "' is not in this shard");
-    if (added_[static_cast<size_t>(it->second)]) throw InputError(part, "image '" + id + "' is also in another part");
+    const auto row = static_cast<size_t>(it->second);
+    if (added_[row] || in_part[row]) throw InputError(part, "image '" + id + "' is also in another part or twice in this one");
+    in_part[row] = true;
     rows.push_back(it->second);
   }
   auto& w = *writer_;

@@ -112,15 +112,27 @@ void ShardWriter::Flush() {
   fs::create_directories(paths_.parts());
   const auto final_path = (fs::path(paths_.parts()) / fmt::format("part-{:06d}.h5", next_part_)).string();
   const auto tmp = final_path + ".tmp";
+  auto write_part = [&] {
+    try {
+      WriteShardFile(tmp, header_, layout_, buffer_);
+      io::hdf5::AtomicRename(tmp, final_path);
+    } catch (...) {
+      // A failed write (a full disk) leaves no part file behind; the records stay buffered, so
+      // a later Flush retries the same part.
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw;
+    }
+  };
   try {
-    WriteShardFile(tmp, header_, layout_, buffer_);
-    io::hdf5::AtomicRename(tmp, final_path);
-  } catch (...) {
-    // A failed write (a full disk) leaves no part file behind; the records stay buffered, so
-    // a later Flush retries the same part.
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+    write_part();
+  } catch (const std::exception& e) {
+    if (!consolidation_) throw;
+    // The parts come first: the shard file's copy beside the fit holds the same images
+    // again, so it is given up to free its space (Finish consolidates at the end), and the
+    // part is written once more.
+    AbandonConsolidation(std::string("a part could not be written: ") + e.what());
+    write_part();
   }
   ++next_part_;
   written_ += static_cast<int64_t>(buffer_.size());
@@ -156,6 +168,13 @@ void ShardWriter::BeginConsolidation(const std::vector<std::string>& shard_ids) 
   }
 }
 
+void ShardWriter::CancelConsolidation() {
+  consolidation_.reset();
+  consolidated_parts_.clear();
+  std::error_code ec;
+  fs::remove(paths_.file() + ".tmp", ec);
+}
+
 void ShardWriter::AbandonConsolidation(const std::string& why) {
   log::Warn("{}: consolidating the parts beside the fit failed ({}); they are kept and consolidated at the end",
             paths_.file(), why);
@@ -177,11 +196,20 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
     const bool incremental = consolidation_ && consolidation_ids_ == shard_ids &&
                              std::set<std::string>(parts.begin(), parts.end()) == consolidated_parts_ &&
                              consolidation_->rows_added() == consolidation_->rows();
+    bool done = false;
     if (incremental) {
-      consolidation_->Close();
-      consolidation_.reset();
-    } else {
-      consolidation_.reset();
+      try {
+        consolidation_->Close();
+        done = true;
+      } catch (const std::exception& e) {
+        log::Warn("{}: closing the shard file consolidated beside the fit failed ({}); consolidating the parts again",
+                  tmp, e.what());
+      }
+    }
+    consolidation_.reset();
+    if (!done) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
       ConsolidateShardFiles(tmp, header_, layout_, parts, order);
     }
     consolidated_parts_.clear();

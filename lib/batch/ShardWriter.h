@@ -72,6 +72,9 @@ class ShardWriter {
   /// effort: a failure (logged) leaves the parts as they are and Finish consolidates
   /// them all at the end instead.
   void BeginConsolidation(const std::vector<std::string>& shard_ids);
+  /// Stops consolidating beside the fit and removes base.h5.tmp (an interrupted or
+  /// failed run: its parts are what a rerun resumes from).
+  void CancelConsolidation();
   /// Consolidates every part into base.h5 in the order of `shard_ids` (which
   /// must all be done; what BeginConsolidation already copied is not copied
   /// again), writes the marker, deletes the parts. Returns counts by status.

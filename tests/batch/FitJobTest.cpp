@@ -173,6 +173,9 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   for (int i : {0, 2, 3}) w.Add(record(i));
   EXPECT_TRUE(fs::exists(tmp));
   EXPECT_FALSE(fs::exists(paths.file()));
+  // Finish does not read the parts copied beside the fit again: the first one ruined now
+  // (b and e, from the first run) must not matter, and their rows below prove the copy.
+  WriteFile(fs::path(paths.parts()) / "part-000000.h5", "ruined after it was copied");
   auto counts = w.Finish(ids);
   EXPECT_FALSE(fs::exists(tmp));
   EXPECT_EQ(counts["ok"], 4);
@@ -202,6 +205,22 @@ TEST(ShardWriter, PartsResumeAndConsolidateInShardOrder) {
   vo.file = paths.file();
   auto rep = RunValidate(vo);
   EXPECT_TRUE(rep.ok()) << rep.ToString();
+
+  // A consolidation begun for other ids (here one more) is not used: Finish consolidates the
+  // parts at the end instead, to the same file.
+  {
+    auto other = MakeShardPaths(dir.path().string(), io::ShardSpec::Parse("4/16"));
+    ShardWriter w2(other, h, layout, 2);
+    w2.DoneIds();
+    auto more = ids;
+    more.push_back("z");
+    w2.BeginConsolidation(more);
+    for (int i = 0; i < 5; ++i) w2.Add(record(i));
+    w2.Finish(ids);
+    EXPECT_EQ(ReadShardIds(other.file()), ids);
+    EXPECT_EQ(ReadDs(other.file(), "/latents/f_shape").f32, fsh.f32);
+    EXPECT_FALSE(fs::exists(other.file() + ".tmp"));
+  }
 
   // Broken files: a missing dataset, an unknown schema version, not HDF5 at all.
   auto broken_layout = layout;
