@@ -26,6 +26,13 @@ struct Scene {
   at::Tensor S, A, M, L, screen, depth;
 };
 
+// The batch's cameras: yaw -57..+57 degrees, small random pitch and roll (drawn from
+// the global generator), scale 10, centred in the 224 x 224 image.
+at::Tensor BenchCameras() {
+  auto yaw = torch::linspace(-1.0, 1.0, kBatch), pitch = 0.1 * torch::randn({kBatch}), roll = 0.1 * torch::randn({kBatch});
+  return ComposeM(torch::full({kBatch}, 10.0f), RotationFromPoseAngles(pitch, yaw, roll), torch::full({kBatch, 2}, 111.5f));
+}
+
 const Scene& GetScene() {
   static const Scene scene = [] {
     Scene s;
@@ -35,9 +42,7 @@ const Scene& GetScene() {
     auto S0 = VerticesFromUVMap(t.topology, t.mean_shape.unsqueeze(0));
     s.S = (S0 + 0.1 * torch::randn({kBatch, S0.size(1), 3})).contiguous();
     s.A = VerticesFromUVMap(t.topology, t.mean_albedo.unsqueeze(0)).expand({kBatch, -1, -1}).contiguous();
-    auto yaw = torch::linspace(-1.0, 1.0, kBatch), pitch = 0.1 * torch::randn({kBatch}), roll = 0.1 * torch::randn({kBatch});
-    auto R = RotationFromPoseAngles(pitch, yaw, roll);
-    s.M = ComposeM(torch::full({kBatch}, 10.0f), R, torch::full({kBatch, 2}, 111.5f));
+    s.M = BenchCameras();
     s.L = SimpleLighting(kBatch, 0.5, 0.6, 0.2, 0.3, 1.0);
     s.screen = ProjectVertices(s.M, s.S).contiguous();
     s.depth = VertexDepth(s.M, s.S).contiguous();
@@ -79,8 +84,7 @@ MeshScene TemplateScene(int rows, int cols) {
   auto t = DefaultTemplate(rows, cols);
   auto S = VerticesFromUVMap(t.topology, t.mean_shape.unsqueeze(0)).expand({kBatch, -1, -1}).contiguous();
   torch::manual_seed(0);
-  auto yaw = torch::linspace(-1.0, 1.0, kBatch), pitch = 0.1 * torch::randn({kBatch}), roll = 0.1 * torch::randn({kBatch});
-  auto M = ComposeM(torch::full({kBatch}, 10.0f), RotationFromPoseAngles(pitch, yaw, roll), torch::full({kBatch, 2}, 111.5f));
+  auto M = BenchCameras();
   return MeshScene{t.topology.triangles.contiguous(), ProjectVertices(M, S).contiguous(), VertexDepth(M, S).contiguous()};
 }
 

@@ -56,21 +56,16 @@ ShardWriter::ShardWriter(ShardPaths paths, ShardHeader header, ShardLayout layou
     : paths_(std::move(paths)), header_(std::move(header)), layout_(std::move(layout)), part_size_(part_size) {}
 
 ShardWriter::~ShardWriter() {
-  if (!consolidation_) return;
-  consolidation_.reset();  // an interrupted or failed run: a rerun begins it again from the parts
-  std::error_code ec;
-  fs::remove(paths_.file() + ".tmp", ec);
+  if (consolidation_) CancelConsolidation();  // an interrupted or failed run: a rerun begins it again
 }
 
 bool ShardWriter::Complete() const { return fs::exists(paths_.file()) && fs::exists(paths_.done()); }
 
 void ShardWriter::RemoveAll() {
-  consolidation_.reset();
-  consolidated_parts_.clear();
+  CancelConsolidation();
   std::error_code ec;
   fs::remove(paths_.done(), ec);
   fs::remove(paths_.file(), ec);
-  fs::remove(paths_.file() + ".tmp", ec);
   fs::remove_all(paths_.parts(), ec);
   next_part_ = 0;
 }
@@ -141,7 +136,6 @@ void ShardWriter::Flush() {
   if (consolidation_) {
     try {
       consolidation_->Add(final_path);
-      consolidated_parts_.insert(final_path);
     } catch (const std::exception& e) {
       AbandonConsolidation(e.what());
     }
@@ -149,20 +143,13 @@ void ShardWriter::Flush() {
 }
 
 void ShardWriter::BeginConsolidation(const std::vector<std::string>& shard_ids) {
-  consolidation_.reset();
-  consolidated_parts_.clear();
-  const auto tmp = paths_.file() + ".tmp";
-  std::error_code ec;
-  fs::remove(tmp, ec);  // left by a killed run: rebuilt from the parts
+  CancelConsolidation();  // and a .tmp left by a killed run: rebuilt from the parts
   std::map<std::string, int64_t> order;
   for (size_t i = 0; i < shard_ids.size(); ++i) order[shard_ids[i]] = static_cast<int64_t>(i);
   try {
-    consolidation_ = std::make_unique<ShardConsolidation>(tmp, header_, layout_, std::move(order));
+    consolidation_ = std::make_unique<ShardConsolidation>(paths_.file() + ".tmp", header_, layout_, std::move(order));
     consolidation_ids_ = shard_ids;
-    for (const auto& part : PartFiles()) {
-      consolidation_->Add(part);
-      consolidated_parts_.insert(part);
-    }
+    for (const auto& part : PartFiles()) consolidation_->Add(part);
   } catch (const std::exception& e) {
     AbandonConsolidation(e.what());
   }
@@ -170,7 +157,6 @@ void ShardWriter::BeginConsolidation(const std::vector<std::string>& shard_ids) 
 
 void ShardWriter::CancelConsolidation() {
   consolidation_.reset();
-  consolidated_parts_.clear();
   std::error_code ec;
   fs::remove(paths_.file() + ".tmp", ec);
 }
@@ -178,10 +164,7 @@ void ShardWriter::CancelConsolidation() {
 void ShardWriter::AbandonConsolidation(const std::string& why) {
   log::Warn("{}: consolidating the parts beside the fit failed ({}); they are kept and consolidated at the end",
             paths_.file(), why);
-  consolidation_.reset();
-  consolidated_parts_.clear();
-  std::error_code ec;
-  fs::remove(paths_.file() + ".tmp", ec);
+  CancelConsolidation();
 }
 
 std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string>& shard_ids) {
@@ -191,10 +174,10 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
   const auto parts = PartFiles();
   const auto tmp = paths_.file() + ".tmp";
   try {
-    // What was consolidated beside the fit is used when it holds exactly these parts
-    // for these ids; otherwise (never begun, abandoned, other ids) all of it is done now.
+    // What was consolidated beside the fit is used when it was begun for these ids and holds
+    // every one of them (each part added once: the parts hold nothing else); otherwise (never
+    // begun, abandoned, other ids) all of it is done now.
     const bool incremental = consolidation_ && consolidation_ids_ == shard_ids &&
-                             std::set<std::string>(parts.begin(), parts.end()) == consolidated_parts_ &&
                              consolidation_->rows_added() == consolidation_->rows();
     bool done = false;
     if (incremental) {
@@ -212,13 +195,9 @@ std::map<std::string, int64_t> ShardWriter::Finish(const std::vector<std::string
       fs::remove(tmp, ec);
       ConsolidateShardFiles(tmp, header_, layout_, parts, order);
     }
-    consolidated_parts_.clear();
     io::hdf5::AtomicRename(tmp, paths_.file());
   } catch (...) {
-    consolidation_.reset();
-    consolidated_parts_.clear();
-    std::error_code ec;
-    fs::remove(tmp, ec);  // the parts stay: a rerun consolidates them again
+    CancelConsolidation();  // the parts stay: a rerun consolidates them again
     throw;
   }
   // Counts by status from the consolidated file.

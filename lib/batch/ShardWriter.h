@@ -10,7 +10,8 @@
 // Consolidation runs beside the fit: once the shard's ids are known
 // (BeginConsolidation), every part is copied into base.h5.tmp as it closes, so
 // on completion only the last part is left to copy. Order on completion:
-// consolidate -> rename base.h5 -> write base.done.json -> delete base.parts. A kill at any moment loses at most the unflushed images:
+// consolidate -> rename base.h5 -> write base.done.json -> delete base.parts.
+// A kill at any moment loses at most the unflushed images:
 // on restart the ids of every closed part are skipped; a base.h5 without its
 // marker is rebuilt from the parts (which still exist then).
 #include <map>
@@ -56,6 +57,7 @@ std::string IdsHash(const std::vector<std::string>& ids);
 class ShardWriter {
  public:
   ShardWriter(ShardPaths paths, ShardHeader header, ShardLayout layout, int part_size);
+  ~ShardWriter();  ///< an unfinished consolidation's base.h5.tmp is removed
   /// True when base.h5 and base.done.json exist (nothing left to do).
   bool Complete() const;
   /// Removes every output of the shard (parts, file, marker).
@@ -66,7 +68,6 @@ class ShardWriter {
   void Add(ImageRecord record);
   /// Writes the buffered records (if any) as a closed part.
   void Flush();
-  ~ShardWriter();
   /// Opens base.h5.tmp for the shard's images in the order of `shard_ids` and copies
   /// every closed part into it; from then on each part is copied as it closes. Best
   /// effort: a failure (logged) leaves the parts as they are and Finish consolidates
@@ -94,7 +95,6 @@ class ShardWriter {
   void AbandonConsolidation(const std::string& why);
   std::unique_ptr<ShardConsolidation> consolidation_;  ///< open while parts are copied as they close
   std::vector<std::string> consolidation_ids_;         ///< the shard's ids it was opened for
-  std::set<std::string> consolidated_parts_;           ///< part files already in it
 };
 
 }  // namespace facebatch::batch
