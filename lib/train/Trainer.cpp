@@ -138,7 +138,15 @@ void TrainOptions::Check() const {
   if (shape_targets != "similarity" && shape_targets != "raw")
     throw UsageError("train: --shape-targets must be similarity or raw");
   if (latent_target_items < 0) throw UsageError("train: --latent-target-items must be >= 0");
-  if (train_parts != "all" && train_parts != "encoder") throw UsageError("train: --train-parts must be all or encoder");
+  if (train_parts != "all" && train_parts != "encoder" && train_parts != "decoders")
+    throw UsageError("train: --train-parts must be all, encoder or decoders");
+  if (DecodersOnly() && steps != pretrain_steps)
+    throw UsageError("train: --train-parts decoders trains code -> map in pre-training only: --steps must equal "
+                     "--pretrain-steps");
+  if (DecodersOnly() && !pretrain.teacher_forcing)
+    throw UsageError("train: --train-parts decoders decodes the latent targets: --pretrain.teacher_forcing must be true");
+  if (DecodersOnly() && !(pretrain.shape > 0 || pretrain.albedo > 0))
+    throw UsageError("train: --train-parts decoders needs --pretrain.shape or --pretrain.albedo above 0");
   loss.Check("loss");
   pretrain.Check();
   augment.Check();
@@ -221,6 +229,30 @@ fit::LossTerms EncoderPretrainObjective(const model::FaceModel& model, const Bat
   return terms;
 }
 
+// Pre-training of the decoders alone (--train-parts decoders): the encoder does not run.
+// D_S and D_A decode the items' latent targets (teacher forcing) and learn code -> map
+// from the ground-truth maps: the map terms of pre-training (masked l1 of S, S~ against
+// the GT shape, of A, A~ against the GT albedo), counted only for items with ground truth.
+fit::LossTerms DecoderPretrainObjective(const model::FaceModel& model, const Batch& batch, const TrainOptions& o) {
+  if (!batch.code_shape.defined())
+    throw UsageError("train: --train-parts decoders needs latent targets (ground truth in the manifest, and "
+                     "--latent-targets DIR or --latent-target-items > 0)");
+  const auto mask = model.face_template().topology.mask;
+  const bool proxy = HasProxy(model);
+  const at::Tensor has_gt = batch.has_ground_truth.to(batch.shape_uv.scalar_type());
+  fit::LossTerms terms;
+  auto map_term = [&](const std::string& name, double w, const model::DecodedMaps& decoded, const at::Tensor& gt) {
+    if (!(w > 0)) return;
+    auto e = fit::ResidualMagnitudeLoss(decoded.value, gt, mask).per_image;
+    if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(decoded.proxy, gt, mask).per_image);
+    terms.Add(name, w, e * has_gt);
+  };
+  if (o.pretrain.shape > 0) map_term("gt_shape", o.pretrain.shape, model.DecodeShape(batch.code_shape), batch.shape_uv);
+  if (o.pretrain.albedo > 0)
+    map_term("gt_albedo", o.pretrain.albedo, model.DecodeAlbedo(batch.code_albedo), batch.albedo_uv);
+  return terms;
+}
+
 }  // namespace
 
 void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& dataset, const LatentTargets& targets,
@@ -244,7 +276,7 @@ void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& datase
             "(the mean face: {:.4f} cm; {} items)",
             error, mean_face, shapes.size(0));
   if (!(error < 0.8 * mean_face))
-    throw UsageError("train: --train-parts encoder: the decoder does not reproduce the ground truth from the latent "
+    throw UsageError("train: --train-parts encoder or decoders: the decoder does not reproduce the ground truth from the latent "
                      "targets (" + std::to_string(error) + " cm against the mean face's " + std::to_string(mean_face) +
                      "): the targets are not the ones this model's decoders learned (see --latent-targets)");
 }
@@ -252,6 +284,7 @@ void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& datase
 fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batch, Phase phase,
                                 const TrainOptions& o, const fit::PerceptualLoss* perceptual, bool metrics) {
   if (phase == Phase::kPretrain && o.EncoderOnly() && !metrics) return EncoderPretrainObjective(model, batch, o);
+  if (phase == Phase::kPretrain && o.DecodersOnly() && !metrics) return DecoderPretrainObjective(model, batch, o);
   const auto& W = o.loss;
   const auto& topo = model.face_template().topology;
   const auto mask = topo.mask;
@@ -580,7 +613,11 @@ TrainSummary RunTrain(const TrainOptions& o) {
       shape_targets = {}, albedo_targets = {};
     }
   }
-  if (o.EncoderOnly() && shape_targets.defined()) CheckTargetsMatchTheDecoders(model, train_set, shape_targets, o.seed);
+  if (o.DecodersOnly() && !shape_targets.defined())
+    throw UsageError("train: --train-parts decoders needs latent targets: ground truth in the training items and "
+                     "--latent-targets DIR (the run that trained these decoders) or --latent-target-items > 0");
+  if ((o.EncoderOnly() || (o.DecodersOnly() && !o.model_in.empty())) && shape_targets.defined())
+    CheckTargetsMatchTheDecoders(model, train_set, shape_targets, o.seed);
   auto attach_codes = [&](Batch& b) {
     if (!shape_targets.defined()) return;
     b.code_shape = shape_targets.Codes(b.shape_uv);
@@ -597,14 +634,24 @@ TrainSummary RunTrain(const TrainOptions& o) {
   }
 
   // --- optimiser (Adam, section 4)
-  std::vector<at::Tensor> params = o.EncoderOnly() ? model.encoder_parameters() : model.parameters();
+  std::vector<at::Tensor> params;
+  if (o.EncoderOnly()) {
+    params = model.encoder_parameters();
+  } else if (o.DecodersOnly()) {
+    params = model.shape_decoder_parameters();
+    for (auto& p : model.albedo_decoder_parameters()) params.push_back(p);
+  } else {
+    params = model.parameters();
+  }
   if (params.empty()) throw UsageError("train: the model has no trainable parameters");
   if (o.EncoderOnly()) {  // frozen decoders: no gradients computed for them
     for (auto& p : model.shape_decoder_parameters()) p.set_requires_grad(false);
     for (auto& p : model.albedo_decoder_parameters()) p.set_requires_grad(false);
   }
+  if (o.DecodersOnly())  // the frozen encoder likewise
+    for (auto& p : model.encoder_parameters()) p.set_requires_grad(false);
   // Train mode: BatchNorm in batch mode for what trains, running statistics for frozen parts.
-  auto train_mode = [&] { model.train(true, !o.EncoderOnly()); };
+  auto train_mode = [&] { model.train(!o.DecodersOnly(), !o.EncoderOnly()); };
   torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr));
   std::unique_ptr<fit::PerceptualLoss> perceptual;
   if (o.loss.perceptual > 0) perceptual = std::make_unique<fit::PerceptualLoss>(o.loss.PerceptualOptions());

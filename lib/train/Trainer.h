@@ -95,13 +95,19 @@ struct TrainOptions {
   /// run's output directory) instead of building them: an encoder stage must regress
   /// the very codes its decoders learned in that run.
   std::string latent_targets;
-  /// What trains: "all" (encoder and decoders) or "encoder" (the decoders frozen,
-  /// their BatchNorm statistics included). With "encoder", pre-training does not run
-  /// the decoders at all: the encoder regresses the latent targets, M and L, and the
-  /// landmark term projects the ground-truth shape's landmarks by its M. A step then
-  /// costs the encoder alone (the encoder stage of pipelines/train-demo-encoder.ini).
+  /// What trains: "all" (encoder and decoders), "encoder" (the decoders frozen,
+  /// their BatchNorm statistics included) or "decoders" (the encoder frozen).
+  /// With "encoder", pre-training does not run the decoders at all: the encoder
+  /// regresses the latent targets, M and L, and the landmark term projects the
+  /// ground-truth shape's landmarks by its M. A step then costs the encoder alone
+  /// (the encoder stage of pipelines/train-demo-encoder.ini). With "decoders",
+  /// pre-training does not run the encoder: D_S and D_A decode the items' latent
+  /// targets (teacher forcing) and learn code -> map from the ground-truth maps alone
+  /// (`gt_shape`, `gt_albedo`; the decoder stage of pipelines/train-demo-decoders.ini);
+  /// it needs latent targets and has no full phase (steps == pretrain_steps).
   std::string train_parts = "all";
   bool EncoderOnly() const { return train_parts == "encoder"; }
+  bool DecodersOnly() const { return train_parts == "decoders"; }
   fit::LossWeights loss;
   PretrainWeights pretrain;
   Augmentation augment;        ///< of the training items (train/Data.h), bound as "augment.<field>"
@@ -128,7 +134,8 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
                                 bool metrics = false);
 
 /// The encoder stage (--train-parts encoder) regresses codes that its frozen decoders
-/// must understand: decodes the targets of up to 64 ground-truth items and throws a
+/// must understand, and the decoder stage (--train-parts decoders) goes on teaching
+/// them the same codes: decodes the targets of up to 64 ground-truth items and throws a
 /// UsageError when the shape is not much closer to the truth than the mean face (the
 /// targets of another run), after logging both errors.
 void CheckTargetsMatchTheDecoders(model::FaceModel& model, const Dataset& dataset, const LatentTargets& targets,

@@ -416,15 +416,32 @@ TEST(TrainRun, PretrainedShapesFollowTheFace) {
   EXPECT_NEAR(mean_only.rms, 0.0, 1e-6);
 }
 
+// A joint pre-training of 60 steps, run once for the part stages' tests: long enough for
+// the decoders to learn code -> map (checked by those stages).
+struct JointRun {
+  testing::TempDir dir;
+  TrainSummary summary;
+};
+const JointRun& SharedJointPretraining() {
+  static JointRun* run = [] {
+    auto* r = new JointRun;
+    TrainOptions o = BaseOptions(r->dir.path().string());
+    o.steps = o.pretrain_steps = 60;
+    o.val_every = 0;
+    r->summary = RunTrain(o);
+    return r;
+  }();
+  return *run;
+}
+
 TEST(TrainRun, EncoderStageLearnsTheCodesAndLeavesTheDecodersAlone) {
   // --train-parts encoder after a joint pre-training (issue 14): the encoder regresses the
   // first run's latent targets (--latent-targets), the decoders and their BatchNorm
   // statistics do not change, and the decoders are not run in its pre-training.
-  testing::TempDir first, second;
-  TrainOptions o = BaseOptions(first.path().string());
-  o.steps = o.pretrain_steps = 60;  // long enough for the decoder to learn code -> map (checked by the stage)
-  o.val_every = 0;
-  auto s1 = RunTrain(o);
+  const auto& joint = SharedJointPretraining();
+  const auto& first = joint.dir;
+  const auto& s1 = joint.summary;
+  testing::TempDir second;
   TrainOptions e = BaseOptions(second.path().string());
   e.model_in = s1.model_path;
   e.train_parts = "encoder";
@@ -462,12 +479,60 @@ TEST(TrainRun, EncoderStageLearnsTheCodesAndLeavesTheDecodersAlone) {
   EXPECT_GT(val.Get(1, "metric_shape_l1"), 0);
   // Bad values are refused by name.
   TrainOptions bad = e;
-  bad.train_parts = "decoders";
+  bad.train_parts = "heads";
   EXPECT_THROW(bad.Check(), UsageError);
   bad = e;
   bad.out = (second.path() / "again").string();
   bad.latent_targets = (second.path() / "nowhere").string();
   EXPECT_THROW(RunTrain(bad), InputError);
+}
+
+TEST(TrainRun, DecoderStageLearnsTheMapsAndLeavesTheEncoderAlone) {
+  // --train-parts decoders (issue 14): the decoders go on learning the first run's latent
+  // targets -> ground-truth maps; the encoder and its BatchNorm statistics do not change,
+  // and the encoder is not run in its steps.
+  const auto& joint = SharedJointPretraining();
+  testing::TempDir second;
+  TrainOptions d = BaseOptions(second.path().string());
+  d.model_in = joint.summary.model_path;
+  d.train_parts = "decoders";
+  d.latent_targets = joint.dir.path().string();
+  d.set_normalisation = false;
+  d.steps = d.pretrain_steps = 40;
+  d.val_every = 20;
+  auto s2 = RunTrain(d);
+  auto before = model::FaceModel::Load(joint.summary.model_path), after = model::FaceModel::Load(s2.model_path);
+  before.eval(), after.eval();
+  torch::NoGradGuard no_grad;
+  // The encoder: the same weights and statistics, so the same latents for any image.
+  torch::manual_seed(4);
+  const auto images = torch::rand({2, 3, before.config().image_size, before.config().image_size});
+  const auto eb = before.Encode(images), ea = after.Encode(images);
+  EXPECT_TRUE(torch::equal(eb.f_shape, ea.f_shape));
+  EXPECT_TRUE(torch::equal(eb.f_albedo, ea.f_albedo));
+  EXPECT_TRUE(torch::equal(eb.projection, ea.projection));
+  // The decoders moved, and the map terms fell; the encoder's terms are not computed.
+  const auto f_A = torch::randn({3, before.config().latent_albedo});
+  EXPECT_GT((before.DecodeAlbedo(f_A).value - after.DecodeAlbedo(f_A).value).abs().max().item<double>(), 0);
+  auto csv = ReadCsv(s2.csv_path);
+  ASSERT_EQ(csv.rows.size(), 40u);
+  EXPECT_LT(csv.Mean(34, 40, "gt_albedo"), 0.9 * csv.Mean(0, 6, "gt_albedo"));
+  EXPECT_LT(csv.Mean(34, 40, "gt_shape"), 0.9 * csv.Mean(0, 6, "gt_shape"));
+  EXPECT_TRUE(std::isnan(csv.Get(0, "gt_latent_shape")));
+  EXPECT_TRUE(std::isnan(csv.Get(0, "landmark")));
+  // Validation decodes the encoder's own latents.
+  auto val = ReadCsv(s2.val_csv_path);
+  ASSERT_EQ(val.rows.size(), 2u);
+  EXPECT_GT(val.Get(1, "metric_shape_l1"), 0);
+  // A full phase, or no latent targets, is refused by name.
+  TrainOptions bad = d;
+  bad.steps = 50;
+  EXPECT_THROW(bad.Check(), UsageError);
+  bad = d;
+  bad.out = (second.path() / "again").string();
+  bad.latent_targets.clear();
+  bad.latent_target_items = 0;
+  EXPECT_THROW(RunTrain(bad), UsageError);
 }
 
 TEST(TrainRun, FullObjectiveLowersTheReconstruction) {

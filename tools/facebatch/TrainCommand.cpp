@@ -84,7 +84,8 @@ int RunTrainCommand(int argc, char** argv) {
       ("augment.gain", po::value(&opts.augment.gain)->default_value(opts.augment.gain),
        "training crops: max relative random gain per colour channel (L follows)")
       ("train-parts", po::value(&opts.train_parts)->default_value(opts.train_parts),
-       "all | encoder (decoders frozen; pre-training then runs the encoder alone against the latent targets)");
+       "all | encoder (decoders frozen; pre-training then runs the encoder alone against the latent targets) | "
+       "decoders (encoder frozen; the decoders learn latent target -> ground-truth map, pre-training only)");
   fit::AddLossOptions(parser.options(), opts.loss, "loss");
   if (!parser.Parse(argc, argv)) return kExitOk;
   opts.command = "facebatch";
