@@ -4,9 +4,11 @@
 #  2. the encoder stage, pipelines/train-demo-encoder.ini: the decoders frozen, the encoder alone
 #     regresses stage 1's latent targets on the same corpus, with crop jitter;
 #  3. the encoder stage continued on 6,000 new identities (a second corpus, seed 2027),
-#     pipelines/train-demo-encoder-stage3.ini.
+#     pipelines/train-demo-encoder-stage3.ini;
+#  4. the decoder stage, pipelines/train-demo-decoders.ini: the encoder frozen, the decoders alone
+#     learn stage 1's latent targets -> ground-truth maps on the second corpus.
 # Usage: scripts/train-default-model.sh [WORK_DIR] [extra options of both train runs, e.g. --resume]
-# About 35 + 60 + 45 minutes on 2 CPU cores (+ 20 for the second corpus) (docs/train.md); each stage resumes exactly: rerun with
+# About 35 + 60 + 45 + 65 minutes on 2 CPU cores (+ 20 for the second corpus) (docs/train.md); each stage resumes exactly: rerun with
 # --resume (or split with --stop-at N). A finished stage is not rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,8 +48,14 @@ if [ ! -f "$WORK/train-demo-encoder/model.h5" ]; then
     ${args[@]+"${args[@]}"}
 fi
 corpus synth-2027 6000 2027 0
-stage_args "$WORK/train-demo-encoder-stage3" "$@"
-"$FB" train --config pipelines/train-demo-encoder-stage3.ini --manifest "$WORK/synth-2027.jsonl" \
-  --model-in "$WORK/train-demo-encoder/model.h5" --latent-targets "$WORK/train-demo" \
-  --out "$WORK/train-demo-encoder-stage3" ${args[@]+"${args[@]}"}
-echo "default model: $WORK/train-demo-encoder-stage3/model.h5 (copy to samples/models/default.h5 with its provenance)"
+if [ ! -f "$WORK/train-demo-encoder-stage3/model.h5" ]; then
+  stage_args "$WORK/train-demo-encoder-stage3" "$@"
+  "$FB" train --config pipelines/train-demo-encoder-stage3.ini --manifest "$WORK/synth-2027.jsonl" \
+    --model-in "$WORK/train-demo-encoder/model.h5" --latent-targets "$WORK/train-demo" \
+    --out "$WORK/train-demo-encoder-stage3" ${args[@]+"${args[@]}"}
+fi
+stage_args "$WORK/train-demo-decoders" "$@"
+"$FB" train --config pipelines/train-demo-decoders.ini --manifest "$WORK/synth-2027.jsonl" \
+  --model-in "$WORK/train-demo-encoder-stage3/model.h5" --latent-targets "$WORK/train-demo" \
+  --out "$WORK/train-demo-decoders" ${args[@]+"${args[@]}"}
+echo "default model: $WORK/train-demo-decoders/model.h5 (copy to samples/models/default.h5 with its provenance)"
