@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the bundled default model (docs/train.md), three stages:
+# Reproduces the bundled default model (docs/train.md), four stages:
 #  1. synth -> index -> train with pipelines/train-demo.ini (encoder and decoders together);
 #  2. the encoder stage, pipelines/train-demo-encoder.ini: the decoders frozen, the encoder alone
 #     regresses stage 1's latent targets on the same corpus, with crop jitter;
