@@ -231,19 +231,25 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
   batch.M = m.normalisation().m_mean.to(device).view({1, 2, 4}).repeat({B, 1, 1});
   batch.L = m.normalisation().l_mean.to(device).view({1, 27}).repeat({B, 1});
   for (int64_t i = 0; i < B; ++i) batch.ids.push_back(std::to_string(i));
-  train::TrainOptions to, encoder_to;
+  train::TrainOptions to, encoder_to, decoders_to;
   encoder_to.train_parts = "encoder";
-  // The encoder stage (--train-parts encoder) regresses latent targets: random codes here.
-  train::Batch encoder_batch = batch;
-  encoder_batch.code_shape = torch::randn({B, c.latent_shape}, opt);
-  encoder_batch.code_albedo = torch::randn({B, c.latent_albedo}, opt);
+  decoders_to.train_parts = "decoders";
+  // The encoder stage (--train-parts encoder) regresses latent targets and the decoder
+  // stage (--train-parts decoders) decodes them: random codes here.
+  train::Batch coded_batch = batch;
+  coded_batch.code_shape = torch::randn({B, c.latent_shape}, opt);
+  coded_batch.code_albedo = torch::randn({B, c.latent_albedo}, opt);
+  auto decoder_parameters = m.shape_decoder_parameters();
+  for (auto& p : m.albedo_decoder_parameters()) decoder_parameters.push_back(p);
   torch::optim::Adam adam(m.parameters(), torch::optim::AdamOptions(1e-4));
   torch::optim::Adam encoder_adam(m.encoder_parameters(), torch::optim::AdamOptions(1e-4));
-  auto step = [&](train::Phase phase, bool encoder_only) {
-    auto& optimiser = encoder_only ? encoder_adam : adam;
+  torch::optim::Adam decoders_adam(decoder_parameters, torch::optim::AdamOptions(1e-4));
+  auto step = [&](train::Phase phase, const std::string& parts) {
+    auto& optimiser = parts == "encoder" ? encoder_adam : parts == "decoders" ? decoders_adam : adam;
     optimiser.zero_grad();
-    auto terms = encoder_only ? train::ComputeObjective(m, encoder_batch, phase, encoder_to)
-                              : train::ComputeObjective(m, batch, phase, to);
+    auto terms = parts == "encoder"    ? train::ComputeObjective(m, coded_batch, phase, encoder_to)
+                 : parts == "decoders" ? train::ComputeObjective(m, coded_batch, phase, decoders_to)
+                                       : train::ComputeObjective(m, batch, phase, to);
     terms.Mean().backward();
     optimiser.step();
   };
@@ -263,10 +269,11 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
   };
   const double ref = reference();
   std::vector<TrainRun> out;
-  for (const std::string name : {"pretrain", "full", "encoder"}) {
+  for (const std::string name : {"pretrain", "full", "encoder", "decoders"}) {
     const auto phase = name == "full" ? train::Phase::kFull : train::Phase::kPretrain;
-    const bool encoder_only = name == "encoder";  // pre-training of the encoder alone (the encoder stage)
-    m.train(true, !encoder_only);
+    // "encoder" / "decoders": pre-training of that part alone (the encoder and decoder stages).
+    const std::string parts = name == "encoder" || name == "decoders" ? name : "all";
+    m.train(parts != "decoders", parts != "encoder");
     TrainRun tr;
     tr.phase = name;
     tr.threads = threads;
@@ -275,7 +282,7 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
     std::vector<CountedOp> gemms;
     {
       FlopCounter counter;  // also the warm-up step
-      step(phase, encoder_only);
+      step(phase, parts);
       gemms = counter.ops();
     }
     for (const auto& g : gemms) tr.flops_per_step += g.flops;
@@ -283,7 +290,7 @@ std::vector<TrainRun> MeasureTraining(const model::FaceModel& base, const BenchO
     for (int k = 0; k < o.train_steps; ++k) {
       Sync(device);
       const auto t0 = Clock::now();
-      step(phase, encoder_only);
+      step(phase, parts);
       Sync(device);
       times.push_back(Seconds(t0, Clock::now()));
     }

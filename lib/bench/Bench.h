@@ -107,7 +107,7 @@ struct DefaultFitRun {
 
 /// One training phase's step (BenchOptions::train_steps).
 struct TrainRun {
-  std::string phase;                 ///< pretrain | full | encoder (pre-training of the encoder alone, --train-parts encoder)
+  std::string phase;                 ///< pretrain | full | encoder | decoders (pre-training of that part alone, --train-parts)
   int threads = 0, batch = 0, steps = 0;
   double seconds_per_step = 0;       ///< median of the timed steps: objective, backward, Adam
   double steps_per_second = 0, images_per_second = 0;

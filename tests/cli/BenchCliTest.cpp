@@ -52,17 +52,22 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
     EXPECT_NEAR(achieved * 1e9 * run.at("iteration_seconds").get<double>(), decoders, 1e-6 * decoders);
   }
   EXPECT_NE(r.output.find("GFLOP"), std::string::npos) << r.output;
-  // Training steps (issue 14 item 7, issue 16 item 4): both phases and the encoder stage's
-  // pre-training, at the most threads.
-  ASSERT_EQ(p.at("train").size(), 3u);
+  // Training steps (issue 14 item 7, issue 16 item 4): both phases and the encoder and
+  // decoder stages' pre-training, at the most threads.
+  ASSERT_EQ(p.at("train").size(), 4u);
   EXPECT_EQ(p.at("train")[0].at("phase"), "pretrain");
   EXPECT_EQ(p.at("train")[1].at("phase"), "full");
   EXPECT_EQ(p.at("train")[2].at("phase"), "encoder");
-  // The encoder stage runs no decoder: fewer FLOPs than a joint pre-training step, which runs
-  // the same encoder and both decoders (about a tenth on the demo preset).
+  EXPECT_EQ(p.at("train")[3].at("phase"), "decoders");
+  // The encoder stage runs no decoder and the decoder stage no encoder: each counts fewer
+  // FLOPs than a joint pre-training step, which runs the encoder and both decoders.
+  const double joint_flops = p.at("train")[0].at("flops_per_step").get<double>();
   const double encoder_flops = p.at("train")[2].at("flops_per_step").get<double>();
+  const double decoders_flops = p.at("train")[3].at("flops_per_step").get<double>();
   EXPECT_GT(encoder_flops, 0.0);
-  EXPECT_LT(encoder_flops, p.at("train")[0].at("flops_per_step").get<double>());
+  EXPECT_GT(decoders_flops, 0.0);
+  EXPECT_LT(encoder_flops, joint_flops);
+  EXPECT_LT(decoders_flops, joint_flops);
   for (const auto& t : p.at("train")) {
     EXPECT_EQ(t.at("threads"), 2);
     EXPECT_EQ(t.at("batch"), 8);
