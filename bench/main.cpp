@@ -9,6 +9,7 @@
 
 int main(int argc, char** argv) {
   facebatch::env::EnsurePassiveOpenMP(argv);
+  facebatch::env::TuneAllocator();  // see Env.h: keep freed tensor memory for the next iteration
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

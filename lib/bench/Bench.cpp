@@ -715,9 +715,9 @@ BenchReport RunBench(const BenchOptions& o) {
     pr.peak_rss_mib = batch::PeakRssMiB();
     report.presets.push_back(std::move(pr));
   }
-  report.machine = fmt::format("{} ({} cores available); load average {} before, {} after; LibTorch {}; facebatch {}",
+  report.machine = fmt::format("{} ({} cores available); load average {} before, {} after; LibTorch {}; facebatch {}; allocator: {}",
                                cpu.empty() ? "unknown CPU" : cpu, cores, load_before, LoadAverage(), TORCH_VERSION,
-                               FACEBATCH_VERSION);
+                               FACEBATCH_VERSION, env::CurrentAllocatorTuning().description);
   if (!o.json.empty()) {
     std::ofstream out(o.json);
     out << report.ToJson() << "\n";

@@ -1,12 +1,14 @@
 #include "core/Env.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <sched.h>
 #include <tbb/global_control.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <thread>
 
@@ -79,6 +81,38 @@ void EnsurePassiveOpenMP(char** argv) {
   if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
   execv("/proc/self/exe", argv);  // returns only on failure: carry on with the active policy
 }
+
+namespace {
+AllocatorTuning g_allocator{false, "glibc defaults"};
+}  // namespace
+
+AllocatorTuning TuneAllocator() {
+  AllocatorTuning t;
+  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"}) {
+    if (std::getenv(name)) {
+      t.description = std::string("glibc as configured by the environment (") + name + " is set)";
+      g_allocator = t;
+      return t;
+    }
+  }
+#ifdef __GLIBC__
+  // Order matters only in that each call fixes its own parameter and turns off the dynamic
+  // adjustment of the mmap and trim thresholds (mallopt(3)).
+  constexpr int kMmapThreshold = 32 << 20;  // DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: the largest allowed
+  constexpr int kTopPad = 256 << 20;
+  const bool ok = mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1 &&
+                  mallopt(M_TOP_PAD, kTopPad) == 1;
+  t.applied = ok;
+  t.description = ok ? "glibc tuned for tensors (mmap threshold 32 MiB, trim threshold 2 GiB, top pad 256 MiB)"
+                     : "glibc defaults (mallopt refused the tuning)";
+#else
+  t.description = "the C library's defaults (not glibc)";
+#endif
+  g_allocator = t;
+  return t;
+}
+
+AllocatorTuning CurrentAllocatorTuning() { return g_allocator; }
 
 void SetTorchThreadHook(void (*hook)(int)) { g_torch_hook = hook; }
 

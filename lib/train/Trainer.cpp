@@ -229,6 +229,16 @@ fit::LossTerms EncoderPretrainObjective(const model::FaceModel& model, const Bat
   return terms;
 }
 
+// The map terms of pre-training, per image: masked l1 of the decoded map against the
+// ground truth, averaged with that of the proxy when the model has one (S, S~ against the
+// GT shape; A, A~ against the GT albedo).
+at::Tensor MapErrorPerImage(const model::DecodedMaps& decoded, const at::Tensor& gt, const at::Tensor& mask,
+                            bool proxy) {
+  auto e = fit::ResidualMagnitudeLoss(decoded.value, gt, mask).per_image;
+  if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(decoded.proxy, gt, mask).per_image);
+  return e;
+}
+
 // Pre-training of the decoders alone (--train-parts decoders): the encoder does not run.
 // D_S and D_A decode the items' latent targets (teacher forcing) and learn code -> map
 // from the ground-truth maps: the map terms of pre-training (masked l1 of S, S~ against
@@ -242,10 +252,7 @@ fit::LossTerms DecoderPretrainObjective(const model::FaceModel& model, const Bat
   const at::Tensor has_gt = batch.has_ground_truth.to(batch.shape_uv.scalar_type());
   fit::LossTerms terms;
   auto map_term = [&](const std::string& name, double w, const model::DecodedMaps& decoded, const at::Tensor& gt) {
-    if (!(w > 0)) return;
-    auto e = fit::ResidualMagnitudeLoss(decoded.value, gt, mask).per_image;
-    if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(decoded.proxy, gt, mask).per_image);
-    terms.Add(name, w, e * has_gt);
+    if (w > 0) terms.Add(name, w, MapErrorPerImage(decoded, gt, mask, proxy) * has_gt);
   };
   if (o.pretrain.shape > 0) map_term("gt_shape", o.pretrain.shape, model.DecodeShape(batch.code_shape), batch.shape_uv);
   if (o.pretrain.albedo > 0)
@@ -324,16 +331,8 @@ fit::LossTerms ComputeObjective(const model::FaceModel& model, const Batch& batc
       if (w > 0) terms.Add(name, w * pw, per_image * has_gt);
     };
     AddEncoderTerms(terms, model, enc, batch, o, pw);
-    if (o.pretrain.shape > 0) {
-      auto e = fit::ResidualMagnitudeLoss(S.value, batch.shape_uv, mask).per_image;
-      if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(S.proxy, batch.shape_uv, mask).per_image);
-      add("gt_shape", o.pretrain.shape, e);
-    }
-    if (o.pretrain.albedo > 0) {
-      auto e = fit::ResidualMagnitudeLoss(A.value, batch.albedo_uv, mask).per_image;
-      if (proxy) e = 0.5 * (e + fit::ResidualMagnitudeLoss(A.proxy, batch.albedo_uv, mask).per_image);
-      add("gt_albedo", o.pretrain.albedo, e);
-    }
+    if (o.pretrain.shape > 0) add("gt_shape", o.pretrain.shape, MapErrorPerImage(S, batch.shape_uv, mask, proxy));
+    if (o.pretrain.albedo > 0) add("gt_albedo", o.pretrain.albedo, MapErrorPerImage(A, batch.albedo_uv, mask, proxy));
   }
 
   if (phase == Phase::kFull) {

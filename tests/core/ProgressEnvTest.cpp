@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+
 #include <cstdlib>
+#include <cstring>
 
 #include "core/Env.h"
 #include "core/Error.h"
@@ -30,6 +33,31 @@ TEST(Env, SlurmTag) {
 TEST(Env, ConfigureThreads) {
   EXPECT_EQ(env::ConfigureThreads(1), 1);
   EXPECT_EQ(env::ConfigureThreads(0), env::AvailableCores());
+}
+
+TEST(Env, TuneAllocatorKeepsTensorSizedBlocksInTheHeapUnlessTheUserChose) {
+  // The user's own glibc variable wins: nothing is changed, and the reason is named.
+  setenv("MALLOC_TOP_PAD_", "0", 1);
+  auto t = env::TuneAllocator();
+  EXPECT_FALSE(t.applied);
+  EXPECT_NE(t.description.find("MALLOC_TOP_PAD_"), std::string::npos) << t.description;
+  EXPECT_EQ(env::CurrentAllocatorTuning().description, t.description);
+  unsetenv("MALLOC_TOP_PAD_");
+#ifdef __GLIBC__
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("GLIBC_TUNABLES"))
+    GTEST_SKIP() << "the test's environment sets glibc's malloc variables";
+  t = env::TuneAllocator();
+  ASSERT_TRUE(t.applied) << t.description;
+  EXPECT_TRUE(env::CurrentAllocatorTuning().applied);
+  // An 8 MiB block (a decoder activation of the demo preset at batch 16) now comes from the
+  // heap, not from its own mapping: glibc's defaults map anything above 128 KiB at first.
+  const auto mapped_before = mallinfo2().hblks;
+  void* volatile block = std::malloc(8u << 20);
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, 8u << 20);
+  EXPECT_EQ(mallinfo2().hblks, mapped_before);
+  std::free(block);
+#endif
 }
 
 TEST(Progress, StatusLineCountsDoneAndFailed) {

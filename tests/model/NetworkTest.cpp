@@ -2,6 +2,8 @@
 // nonlinear 3DMM networks (paper sections 3.2-3.4).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "ModelTestUtil.h"
 #include "core/Env.h"
 #include "core/Error.h"
@@ -131,6 +133,36 @@ TEST(Networks, FuseLocalZeroPadsAndMaxPoolsOverlaps) {
   // The default regions overlap (nose with eyes and mouth), so max-pooling is exercised,
   // and negative local features survive where only one box covers a pixel.
   EXPECT_LT(fused.min().item<float>(), 0.f);
+}
+
+TEST(Networks, FuseLocalGradientsMatchTheFullMapReduction) {
+  // FuseLocal takes the maximum inside the boxes' union only; its values and gradients must
+  // be those of the plain definition: every local output padded with -inf to the full map,
+  // the maximum of the four, zeros where no box is.
+  auto c = TinyConfig(40, 48);
+  nets::GlobalLocalDecoder dec(c, c.latent_shape);
+  torch::manual_seed(11);
+  std::vector<torch::Tensor> outs;
+  for (int i = 0; i < render::kNumRegions; ++i)
+    outs.push_back(torch::randn({2, 3, c.regions[i].rows, c.regions[i].cols}).requires_grad_(true));
+  std::vector<torch::Tensor> padded;
+  for (int i = 0; i < render::kNumRegions; ++i) {
+    const auto& b = c.regions[i];
+    padded.push_back(torch::constant_pad_nd(
+        outs[i], {b.col0, c.uv_cols - b.col0 - b.cols, b.row0, c.uv_rows - b.row0 - b.rows},
+        -std::numeric_limits<double>::infinity()));
+  }
+  auto reference = std::get<0>(torch::stack(padded, 0).max(0));
+  reference = torch::where(torch::isinf(reference), torch::zeros({}, reference.options()), reference);
+  const auto fused = dec.FuseLocal(outs);
+  EXPECT_TRUE(torch::equal(fused, reference));
+  const auto weights = torch::randn_like(reference);
+  const auto g_fused = torch::autograd::grad({fused}, outs, {weights});
+  const auto g_reference = torch::autograd::grad({reference}, outs, {weights});
+  for (int i = 0; i < render::kNumRegions; ++i) {
+    EXPECT_TRUE(torch::equal(g_fused[i], g_reference[i])) << "region " << i;
+    EXPECT_GT(g_fused[i].abs().sum().item<float>(), 0.f) << "region " << i;
+  }
 }
 
 TEST(Networks, ProxyAndTrueHeadsDifferAndAblationsWork) {

@@ -7,6 +7,7 @@
 
 int main(int argc, char** argv) {
   facebatch::env::EnsurePassiveOpenMP(argv);  // see Env.h: idle OpenMP threads must not spin
+  facebatch::env::TuneAllocator();  // see Env.h: keep freed tensor memory for the next iteration
   using facebatch::cli::Command;
   static const std::vector<Command> table = {
       {"index", "read a corpus (300W-LP, AFLW2000-3D, CelebA, folder) into a manifest", &facebatch::tools::RunIndexCommand},
