@@ -42,8 +42,9 @@ TEST(TrainCli, CommittedPipelinesParse) {
                 "--out", (dir / "o").string(), "--device", "cpu"});
     EXPECT_EQ(r.exit_code, 1) << f << "\n" << r.output;
   }
-  // The default model's encoder stages (2 and 3) and its decoder stage (4).
-  for (const char* f : {"train-demo-encoder.ini", "train-demo-encoder-stage3.ini", "train-demo-decoders.ini"}) {
+  // The default model's encoder stages (2, 3 and 5) and its decoder stage (4).
+  for (const char* f : {"train-demo-encoder.ini", "train-demo-encoder-stage3.ini", "train-demo-decoders.ini",
+                        "train-demo-encoder-stage5.ini"}) {
     r = RunCli({"train", "--config", root + f, "--manifest", (dir / "none.jsonl").string(), "--model-in",
                 FACEBATCH_SAMPLES "/models/default.h5", "--latent-targets", (dir / "targets").string(), "--out",
                 (dir / "o").string()});
