@@ -23,9 +23,12 @@ torch::Tensor ConvBnEluImpl::forward(const torch::Tensor& x) {
   // affine map per output channel, folded into the (bias-free) convolution.
   auto scale = bn->weight * torch::rsqrt(bn->running_var + bn->options.eps());
   auto bias = bn->bias - bn->running_mean * scale;
-  if (conv) return torch::elu(torch::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), bias, stride, padding));
-  // A transposed convolution's weight is [in, out, kh, kw]: the output channel is dim 1.
-  return torch::elu(torch::conv_transpose2d(x, tconv->weight * scale.view({1, -1, 1, 1}), bias, stride, padding));
+  // ELU in place on the convolution's fresh output (its backward needs only that output, and the
+  // convolution's backward does not need it): one activation-sized allocation and pass less.
+  auto y = conv ? torch::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), bias, stride, padding)
+                // A transposed convolution's weight is [in, out, kh, kw]: the output channel is dim 1.
+                : torch::conv_transpose2d(x, tconv->weight * scale.view({1, -1, 1, 1}), bias, stride, padding);
+  return torch::elu_(y);
 }
 
 // ------------------------------------------------------------------ encoder
