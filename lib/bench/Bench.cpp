@@ -501,15 +501,17 @@ class Runner {
     const auto saved = model_.inference_options();
     struct Setting {
       const char* name;
-      bool skip, fold, channels_last;
+      bool skip, fold, phases, channels_last;
     };
-    static const Setting kSettings[] = {{"none", false, false, false},
-                                        {"+ proxy heads skipped", true, false, false},
-                                        {"+ BatchNorm folded", true, true, false},
-                                        {"+ channels-last", true, true, true}};
+    static const Setting kSettings[] = {{"none", false, false, false, false},
+                                        {"+ proxy heads skipped", true, false, false, false},
+                                        {"+ BatchNorm folded", true, true, false, false},
+                                        {"+ transposed as phases", true, true, true, false},
+                                        {"+ channels-last", true, true, true, true}};
     auto options = [](const Setting& s) {
       model::InferenceOptions io;
       io.skip_unused_proxy_heads = s.skip, io.fold_batchnorm = s.fold, io.channels_last = s.channels_last;
+      io.transposed_as_phases = s.phases;
       return io;
     };
     LeverReport lr;
@@ -519,6 +521,7 @@ class Runner {
       LeverStep st;
       st.name = s.name;
       st.skip_unused_proxy_heads = s.skip, st.fold_batchnorm = s.fold, st.channels_last = s.channels_last;
+      st.transposed_as_phases = s.phases;
       st.decoders_seconds = Reference(model_.device());
       st.fit_iteration_seconds = Measure(threads).iteration_seconds;
       st.speedup = st.decoders_seconds > 0 && !lr.steps.empty() ? lr.steps.front().decoders_seconds / st.decoders_seconds
@@ -781,6 +784,7 @@ std::string BenchReport::ToJson() const {
         steps.push_back({{"name", st.name},
                          {"skip_unused_proxy_heads", st.skip_unused_proxy_heads},
                          {"fold_batchnorm", st.fold_batchnorm},
+                         {"transposed_as_phases", st.transposed_as_phases},
                          {"channels_last", st.channels_last},
                          {"decoders_seconds", st.decoders_seconds},
                          {"speedup", st.speedup},

@@ -120,8 +120,8 @@ struct TrainRun {
 
 /// One cumulative setting of the inference levers (BenchOptions::levers).
 struct LeverStep {
-  std::string name;                  ///< "none", "+ proxy heads skipped", "+ BatchNorm folded", "+ channels-last"
-  bool skip_unused_proxy_heads = false, fold_batchnorm = false, channels_last = false;
+  std::string name;  ///< "none", "+ proxy heads skipped", "+ BatchNorm folded", "+ transposed as phases", "+ channels-last"
+  bool skip_unused_proxy_heads = false, fold_batchnorm = false, transposed_as_phases = false, channels_last = false;
   double decoders_seconds = 0;       ///< D_S + D_A forward + backward to the latents, with the fit's heads
   double speedup = 0;                ///< the first step's decoders_seconds / this one's
   double fit_iteration_seconds = 0;  ///< one joint fit iteration at this setting (as BenchRun::iteration_seconds)

@@ -15,6 +15,12 @@ struct InferenceOptions {
   /// FaceModel::DecodeShape/DecodeAlbedo with Heads::kTrueOnly skip the proxy heads
   /// (false: both heads run whatever the caller asks, as before the lever).
   bool skip_unused_proxy_heads = true;
+  /// With fold_batchnorm: the larger 4x4 stride-2 transposed convolutions (C_in x C_out x H_in x
+  /// W_in at least nets::kPhaseConvMinWork, a 16th of their multiply-adds per image) run as four
+  /// 2x2 convolutions, one per output phase
+  /// (nets::ConvTranspose4x4Stride2AsPhases): oneDNN's convolutions instead of ATen's GEMM +
+  /// col2im path, which LibTorch 1.13 takes for every transposed convolution on CPU.
+  bool transposed_as_phases = true;
 };
 
 }  // namespace facebatch::model

@@ -17,6 +17,27 @@ ConvBnEluImpl::ConvBnEluImpl(int in, int out, int kernel, int stride_, int paddi
   bn = register_module("bn", nn::BatchNorm2d(out));
 }
 
+torch::Tensor ConvTranspose4x4Stride2AsPhases(const torch::Tensor& x, const torch::Tensor& weight,
+                                              const torch::Tensor& bias) {
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), cout = weight.size(1);
+  // Output phase a (row parity) reads the zero-padded input rows m + a and m + a + 1, with the
+  // kernel rows kTap[a][0] and kTap[a][1]; the same for columns.
+  static const int64_t kTap[2][2] = {{3, 1}, {2, 0}};
+  const auto padded = torch::constant_pad_nd(x, {1, 1, 1, 1}, 0.0);
+  std::vector<torch::Tensor> rows;
+  for (int a = 0; a < 2; ++a) {
+    const auto wa = torch::stack({weight.select(2, kTap[a][0]), weight.select(2, kTap[a][1])}, 2);  // [in, out, 2, 4]
+    std::vector<torch::Tensor> cols;
+    for (int b = 0; b < 2; ++b) {
+      const auto wab = torch::stack({wa.select(3, kTap[b][0]), wa.select(3, kTap[b][1])}, 3);  // [in, out, 2, 2]
+      const auto input = padded.slice(2, a, a + H + 1).slice(3, b, b + W + 1);
+      cols.push_back(torch::conv2d(input, wab.transpose(0, 1).contiguous(), bias));  // [B, out, H, W]
+    }
+    rows.push_back(torch::stack(cols, -1));  // [B, out, H, W, 2 (b)]
+  }
+  return torch::stack(rows, 3).reshape({B, cout, 2 * H, 2 * W});  // [B, out, H, 2 (a), W, 2 (b)]
+}
+
 torch::Tensor ConvBnEluImpl::forward(const torch::Tensor& x) {
   if (is_training() || !inference.fold_batchnorm) return torch::elu(bn(conv ? conv(x) : tconv(x)));
   // Eval mode: BN(y) = (y - mean) * scale + beta with scale = gamma / sqrt(var + eps), an
@@ -25,9 +46,15 @@ torch::Tensor ConvBnEluImpl::forward(const torch::Tensor& x) {
   auto bias = bn->bias - bn->running_mean * scale;
   // ELU in place on the convolution's fresh output (its backward needs only that output, and the
   // convolution's backward does not need it): one activation-sized allocation and pass less.
-  auto y = conv ? torch::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), bias, stride, padding)
-                // A transposed convolution's weight is [in, out, kh, kw]: the output channel is dim 1.
-                : torch::conv_transpose2d(x, tconv->weight * scale.view({1, -1, 1, 1}), bias, stride, padding);
+  if (conv) {
+    auto y = torch::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), bias, stride, padding);
+    return torch::elu_(y);
+  }
+  // A transposed convolution's weight is [in, out, kh, kw]: the output channel is dim 1.
+  const auto w = tconv->weight * scale.view({1, -1, 1, 1});
+  const bool phases = inference.transposed_as_phases && stride == 2 && padding == 1 && w.size(2) == 4 &&
+                      w.size(3) == 4 && w.size(0) * w.size(1) * x.size(2) * x.size(3) >= kPhaseConvMinWork;
+  auto y = phases ? ConvTranspose4x4Stride2AsPhases(x, w, bias) : torch::conv_transpose2d(x, w, bias, stride, padding);
   return torch::elu_(y);
 }
 

@@ -14,6 +14,18 @@ namespace facebatch::model::nets {
 /// the convolution's weight and bias at every call (an affine map per output
 /// channel: one pass over the activations less forward and backward; the
 /// weights themselves are never changed, so training can resume).
+/// A transposed convolution with a 4x4 kernel, stride 2 and padding 1 (weight [C_in, C_out, 4, 4])
+/// computed as four ordinary 2x2 convolutions, one per output phase (row parity a, column parity
+/// b): y[2m + a, 2n + b] reads input rows m - 1 + a and m + a (kernel rows 3 - a and 1 - a) and
+/// the same for columns. The same result as torch::conv_transpose2d up to float rounding, with
+/// the same multiply-adds.
+torch::Tensor ConvTranspose4x4Stride2AsPhases(const torch::Tensor& x, const torch::Tensor& weight,
+                                              const torch::Tensor& bias);
+/// InferenceOptions::transposed_as_phases applies from this C_in x C_out x H_in x W_in up: below
+/// it the four convolutions' overhead costs more than ATen's path saves (measured on the demo
+/// decoders, docs/bench.md).
+constexpr int64_t kPhaseConvMinWork = 400000;
+
 struct ConvBnEluImpl : torch::nn::Module {
   ConvBnEluImpl(int in, int out, int kernel, int stride, int padding, bool transposed);
   torch::Tensor forward(const torch::Tensor& x);

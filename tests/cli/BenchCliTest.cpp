@@ -91,18 +91,18 @@ TEST(BenchCli, TinyModelReportsEveryStageAndTheyAddUp) {
   EXPECT_GT(d.at("iterations_per_image").get<double>(), 0.0);
   EXPECT_LE(d.at("iterations_per_image").get<double>(), 70.0);  // 30 appearance + 40 joint at most
   EXPECT_NE(r.output.find("fit at the `facebatch fit` defaults"), std::string::npos) << r.output;
-  // The inference levers (issue 16): four cumulative settings from none to all, each timed,
+  // The inference levers (issue 16): five cumulative settings from none to all, each timed,
   // and the fit at its defaults with every lever off beside the run above (all on).
   const auto& lv = p.at("levers");
   EXPECT_EQ(lv.at("threads"), 2);
-  ASSERT_EQ(lv.at("steps").size(), 4u);
+  ASSERT_EQ(lv.at("steps").size(), 5u);
   const auto& none = lv.at("steps")[0];
   EXPECT_EQ(none.at("name"), "none");
   EXPECT_FALSE(none.at("fold_batchnorm").get<bool>() || none.at("channels_last").get<bool>() ||
-               none.at("skip_unused_proxy_heads").get<bool>());
-  const auto& all = lv.at("steps")[3];
+               none.at("skip_unused_proxy_heads").get<bool>() || none.at("transposed_as_phases").get<bool>());
+  const auto& all = lv.at("steps")[4];
   EXPECT_TRUE(all.at("fold_batchnorm").get<bool>() && all.at("channels_last").get<bool>() &&
-              all.at("skip_unused_proxy_heads").get<bool>());
+              all.at("skip_unused_proxy_heads").get<bool>() && all.at("transposed_as_phases").get<bool>());
   for (const auto& st : lv.at("steps")) {
     const double sec = st.at("decoders_seconds");
     ASSERT_GT(sec, 0.0) << st.at("name");

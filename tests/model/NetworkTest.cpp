@@ -2,6 +2,7 @@
 // nonlinear 3DMM networks (paper sections 3.2-3.4).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <limits>
 
 #include "ModelTestUtil.h"
@@ -163,6 +164,43 @@ TEST(Networks, FuseLocalGradientsMatchTheFullMapReduction) {
     EXPECT_TRUE(torch::equal(g_fused[i], g_reference[i])) << "region " << i;
     EXPECT_GT(g_fused[i].abs().sum().item<float>(), 0.f) << "region " << i;
   }
+}
+
+TEST(Networks, TransposedConvolutionAsFourPhaseConvolutionsIsTheSame) {
+  // InferenceOptions::transposed_as_phases: a 4x4 stride-2 padding-1 transposed convolution as
+  // four 2x2 convolutions (one per output phase), values and input gradients, odd sizes too.
+  torch::manual_seed(21);
+  for (auto [cin, cout, h, w] : {std::array<int64_t, 4>{5, 3, 4, 6}, {8, 6, 7, 5}, {3, 2, 1, 1}}) {
+    auto x = torch::randn({2, cin, h, w}, torch::dtype(torch::kFloat64)).requires_grad_(true);
+    auto weight = torch::randn({cin, cout, 4, 4}, torch::kFloat64), bias = torch::randn({cout}, torch::kFloat64);
+    auto reference = torch::conv_transpose2d(x, weight, bias, 2, 1);
+    auto phases = nets::ConvTranspose4x4Stride2AsPhases(x, weight, bias);
+    ASSERT_EQ(phases.sizes(), reference.sizes());
+    EXPECT_TRUE(torch::allclose(phases, reference, 1e-10, 1e-12)) << (phases - reference).abs().max().item<double>();
+    auto g = torch::randn_like(reference);
+    auto gx_phases = torch::autograd::grad({phases}, {x}, {g})[0];
+    auto gx_reference = torch::autograd::grad({reference}, {x}, {g})[0];
+    EXPECT_TRUE(torch::allclose(gx_phases, gx_reference, 1e-10, 1e-12));
+  }
+  // In a folded block (eval mode) above kPhaseConvMinWork the lever changes nothing but rounding;
+  // the demo global pathway's second step is such a layer.
+  nets::ConvBnElu block(64, 48, 4, 2, 1, true);
+  block->train();
+  {
+    torch::NoGradGuard g;
+    for (int i = 0; i < 4; ++i) block->forward(2.0 * torch::randn({4, 64, 12, 14}) + 0.5);  // running statistics
+  }
+  block->eval();
+  ASSERT_GE(64 * 48 * 12 * 14, nets::kPhaseConvMinWork);
+  auto x = torch::randn({3, 64, 12, 14}).requires_grad_(true);
+  block->inference.transposed_as_phases = true;
+  auto with = block->forward(x);
+  block->inference.transposed_as_phases = false;
+  auto without = block->forward(x);
+  EXPECT_TRUE(torch::allclose(with, without, 1e-4, 1e-5)) << (with - without).abs().max().item<float>();
+  auto g = torch::randn_like(with);
+  EXPECT_TRUE(torch::allclose(torch::autograd::grad({with}, {x}, {g})[0], torch::autograd::grad({without}, {x}, {g})[0],
+                              1e-4, 1e-5));
 }
 
 TEST(Networks, ProxyAndTrueHeadsDifferAndAblationsWork) {
