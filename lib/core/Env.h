@@ -54,11 +54,11 @@ void EnsurePassiveOpenMP(char** argv);
 /// glibc's malloc by default serves every block above its dynamic mmap threshold from a fresh
 /// mapping and returns the top of the heap to the kernel whenever more than twice that is free.
 /// A fit iteration frees and re-allocates the same activation tensors every iteration, so each
-/// iteration paid for new pages: page faults and kernel zeroing (measured: 0.8-1.0 million minor
+/// iteration paid for new pages: page faults and kernel zeroing (measured: 0.8-1.4 million minor
 /// faults for 16 faces, 10-15% of the CPU time in the kernel; docs/bench.md "The allocator").
 /// TuneAllocator keeps that memory in the process instead: blocks up to 32 MiB (glibc's largest
 /// allowed threshold) come from the heap, the heap is trimmed only above 2 GiB free, and it
-/// grows by 256 MiB at a time. Peak RSS is about the same (the pages are reused, not doubled).
+/// grows by 256 MiB at a time. Peak RSS rose by 25-35 MiB on a 16-face fit (the pages are kept for reuse).
 /// Called first thing by the binaries' main(). A user who set any of glibc's own malloc
 /// variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, GLIBC_TUNABLES,
 /// even empty) keeps exactly what they asked for: nothing is changed.

@@ -9,11 +9,6 @@
 
 namespace facebatch::model::nets {
 
-/// Conv (or transposed conv) + BatchNorm + ELU. In eval mode, with
-/// `inference.fold_batchnorm`, BatchNorm's running statistics are folded into
-/// the convolution's weight and bias at every call (an affine map per output
-/// channel: one pass over the activations less forward and backward; the
-/// weights themselves are never changed, so training can resume).
 /// A transposed convolution with a 4x4 kernel, stride 2 and padding 1 (weight [C_in, C_out, 4, 4])
 /// computed as four ordinary 2x2 convolutions, one per output phase (row parity a, column parity
 /// b): y[2m + a, 2n + b] reads input rows m - 1 + a and m + a (kernel rows 3 - a and 1 - a) and
@@ -26,6 +21,11 @@ torch::Tensor ConvTranspose4x4Stride2AsPhases(const torch::Tensor& x, const torc
 /// decoders, docs/bench.md).
 constexpr int64_t kPhaseConvMinWork = 400000;
 
+/// Conv (or transposed conv) + BatchNorm + ELU. In eval mode, with
+/// `inference.fold_batchnorm`, BatchNorm's running statistics are folded into
+/// the convolution's weight and bias at every call (an affine map per output
+/// channel: one pass over the activations less forward and backward; the
+/// weights themselves are never changed, so training can resume).
 struct ConvBnEluImpl : torch::nn::Module {
   ConvBnEluImpl(int in, int out, int kernel, int stride, int padding, bool transposed);
   torch::Tensor forward(const torch::Tensor& x);
